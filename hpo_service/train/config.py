@@ -1,0 +1,70 @@
+"""Frozen values that cross the trainer's boundary.
+
+The trainer is plain PyTorch and knows nothing of Optuna, the database or the spec: the objective
+(:mod:`hpo_service.objective`) resolves a spec plus a trial's suggestions into a
+:class:`TrainConfig`, and reads :class:`EpochResult` / :class:`TrainResult` back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StopReason = Literal["max_epochs", "early_stopping", "pruned", "diverged", "interrupted"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fully resolved configuration: every hyperparameter has a concrete value."""
+
+    learning_rate: float
+    batch_size: int
+    hidden_units: int
+    optimizer: str  # sgd | momentum | adam | adamw | rmsprop
+    num_layers: int = 1
+    dropout: float = 0.0
+    embedding_dim: int = 64
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # 0 disables clipping
+    cell: str = "lstm"  # lstm | gru
+    bidirectional: bool = False
+    max_epochs: int = 10
+    patience: int | None = None
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], **extra: Any) -> TrainConfig:
+        """Build from a flat mapping, ignoring keys that are not fields."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in {**params, **extra}.items() if k in names})
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch produced; ``metrics`` are validation metrics keyed as in spec.METRICS."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epochs: list[EpochResult]
+    best_epoch: int  # 1-based index into epochs; 0 when no epoch finished
+    stop_reason: StopReason
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    n_params: int = 0
+    reason_detail: str = ""  # e.g. "loss became nan at epoch 2, batch 17"
+
+    @property
+    def best(self) -> EpochResult | None:
+        return self.epochs[self.best_epoch - 1] if self.best_epoch else None
+
+    @property
+    def final(self) -> EpochResult | None:
+        return self.epochs[-1] if self.epochs else None
