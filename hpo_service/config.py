@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         default=None, description="When set, mutating API requests need 'Bearer <token>'."
     )
     auth_reads: bool = Field(default=False, description="Require the token for reads too.")
-    cors_origins: list[str] = Field(default_factory=list, description="CORS allow-list; empty = off.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="CORS allow-list; empty = off."
+    )
     device: DeviceName = Field(default="auto", description="Default training device.")
     pool_size: int = Field(default=5, ge=1, description="Connection pool size per process.")
     max_overflow: int = Field(default=5, ge=0, description="Extra connections above pool_size.")
@@ -55,16 +57,14 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
-        if value in ("cpu", "cuda", "auto") or (
-            value.startswith("cuda:") and value[5:].isdigit()
-        ):
+        if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError(f"device must be cpu, cuda, cuda:N or auto, not {value!r}")
 
     @field_validator("database_url")
     @classmethod
     def _normalise_postgres_driver(cls, value: str) -> str:
-        """Plain ``postgresql://`` URLs would pick psycopg2, which is not installed: use psycopg 3."""
+        """Plain ``postgresql://`` would pick psycopg2, which is not installed: use psycopg 3."""
         for prefix in ("postgresql://", "postgres://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]

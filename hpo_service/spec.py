@@ -113,7 +113,7 @@ def _param(fixed: Any, rng: type[BaseModel] | None) -> Any:
     """A search-space entry type: fixed value, non-empty list of choices, or a range."""
     members: list[Any] = [
         Annotated[fixed, Tag("fixed")],
-        Annotated[list[fixed], Field(min_length=1), Tag("choices")],  # type: ignore[valid-type]
+        Annotated[list[fixed], Field(min_length=1), Tag("choices")],
     ]
     if rng is not None:
         members.append(Annotated[rng, Tag("range")])
@@ -164,7 +164,9 @@ class SearchSpace(StrictModel):
                 continue
             too_low = value.low < low if low_inclusive else value.low <= low
             if too_low:
-                raise ValueError(f"{name}: low ({value.low}) must be {'>=' if low_inclusive else '>'} {low}")
+                raise ValueError(
+                    f"{name}: low ({value.low}) must be {'>=' if low_inclusive else '>'} {low}"
+                )
             if high is not None and value.high >= high:
                 raise ValueError(f"{name}: high ({value.high}) must be < {high}")
         return self
@@ -218,7 +220,9 @@ class TaskSpec(StrictModel):
         ds = self.dataset
         if ds in BUILTIN_DATASETS:
             if BUILTIN_DATASETS[ds] != self.kind:
-                raise ValueError(f"dataset: {ds!r} is a {BUILTIN_DATASETS[ds]} dataset, not {self.kind}")
+                raise ValueError(
+                    f"dataset: {ds!r} is a {BUILTIN_DATASETS[ds]} dataset, not {self.kind}"
+                )
         elif not (ds.startswith(UPLOAD_PREFIX) or ds.lower().endswith(".csv")):
             known = ", ".join(sorted(BUILTIN_DATASETS))
             raise ValueError(
@@ -228,7 +232,8 @@ class TaskSpec(StrictModel):
         for metric in self.metrics:
             if metric not in allowed:
                 raise ValueError(
-                    f"metric: {metric!r} is not reported for {self.kind}; choose from {', '.join(allowed)}"
+                    f"metric: {metric!r} is not reported for {self.kind}; "
+                    f"choose from {', '.join(allowed)}"
                 )
         if not self.metrics:
             raise ValueError("metric: at least one metric is needed")
@@ -289,9 +294,13 @@ class StudySpec(StrictModel):
     def _sampler_fits(self) -> StudySpec:
         multi = len(self.task.metrics) > 1
         if multi and self.pruner.type != "none":
-            raise ValueError("pruner: pruning is not supported for multi-objective studies; use 'none'")
+            raise ValueError(
+                "pruner: pruning is not supported for multi-objective studies; use 'none'"
+            )
         if multi and self.sampler.type in ("cmaes", "gp"):
-            raise ValueError(f"sampler: {self.sampler.type} supports one objective; use nsga2 or tpe")
+            raise ValueError(
+                f"sampler: {self.sampler.type} supports one objective; use nsga2 or tpe"
+            )
         if self.sampler.type == "grid":
             for name, value in self.search_space:
                 if isinstance(value, FloatRange) and value.step is None:

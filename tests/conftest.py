@@ -4,12 +4,17 @@ shared datasets folder. PostgreSQL tests read ``HPO_TEST_POSTGRES_URL`` and skip
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from hpo_service.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,3 +32,107 @@ def data_dir() -> Path:
     if path is None:
         pytest.skip("shared datasets not found: set HPO_TEST_DATA_DIR")
     return path
+
+
+PG_URL_ENV = "HPO_TEST_POSTGRES_URL"
+
+
+def postgres_base_url() -> str | None:
+    return os.environ.get(PG_URL_ENV) or None
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(base_url: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"hpo_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(base_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from hpo_service.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV}")
+    with fresh_postgres_database(base) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    yield f"sqlite:///{tmp_path / 'hpo.db'}"
+    from hpo_service.db import dispose_engines
+
+    dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each database test runs on an SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hpo.db'}"
+        from hpo_service.db import dispose_engines
+
+        dispose_engines()
+        return
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV}")
+    with fresh_postgres_database(base) as url:
+        yield url
+
+
+def make_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
+    from hpo_service.config import Settings
+
+    values: dict[str, object] = {
+        "database_url": url,
+        "artifact_dir": tmp_path / "artifacts",
+        "cache_dir": tmp_path / "cache",
+        "data_dir": shared_datasets_dir(),
+        "device": "cpu",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
+@pytest.fixture
+def migrated(settings: Settings) -> Settings:
+    from hpo_service.db import migrate
+
+    migrate(settings)
+    return settings
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment for a subprocess (``hpo ...``) that uses these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPO_")}
+    env.update(
+        HPO_DATABASE_URL=settings.database_url,
+        HPO_ARTIFACT_DIR=str(settings.artifact_dir),
+        HPO_CACHE_DIR=str(settings.cache_dir),
+        HPO_DEVICE="cpu",
+        PYTHONUNBUFFERED="1",
+    )
+    if settings.data_dir:
+        env["HPO_DATA_DIR"] = str(settings.data_dir)
+    return env

@@ -1,7 +1,45 @@
+"""The ``hpo`` command. Each sub-module registers its commands on :data:`app`.
+
+Known errors (bad spec, unknown study, outdated schema, missing dataset) print one message and
+exit 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
 import typer
 
-app = typer.Typer()
+from hpo_service.cli.common import KNOWN_ERRORS, err_console
+
+app = typer.Typer(
+    help="Hyperparameter optimisation service for LSTM/GRU models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_all() -> None:
+    from hpo_service.cli import studies
+
+    studies.register(app)
+    for name in ("train", "serve", "plot"):
+        try:
+            module = __import__(f"hpo_service.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as error:
+            if error.name != f"hpo_service.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KNOWN_ERRORS as error:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)

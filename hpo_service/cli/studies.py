@@ -1,0 +1,236 @@
+"""``hpo migrate``, ``hpo study ...``, ``hpo run`` and ``hpo worker``."""
+
+from __future__ import annotations
+
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hpo_service import db
+from hpo_service.cli.common import console, err_console, print_json, settings
+from hpo_service.config import Settings
+from hpo_service.spec import load_spec
+from hpo_service.studies import (
+    StudyExists,
+    StudyInfo,
+    create_study,
+    delete_study,
+    get_study,
+    list_studies,
+    summarize,
+    transition,
+)
+
+study_app = typer.Typer(help="Create, list, inspect and control studies.", no_args_is_help=True)
+
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto (default: HPO_DEVICE).")]
+
+
+def migrate() -> None:
+    """Create or upgrade Optuna's and the service's tables (idempotent, safe to run in parallel)."""
+    cfg = settings()
+    before, after = db.migrate(cfg)
+    note = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    console.print(f"database {note} revision {after}")
+
+
+@study_app.command("create")
+def study_create(
+    file: Path, start: Annotated[bool, typer.Option(help="Start it at once.")] = False
+) -> None:
+    """Create a study from a YAML or JSON spec."""
+    cfg = settings()
+    db.check_schema(cfg)
+    info = create_study(cfg, load_spec(file), start=start)
+    console.print(f"created study [bold]{info.name}[/bold] ({info.state})")
+
+
+@study_app.command("list")
+def study_list(
+    state: Annotated[str | None, typer.Option(help="Only studies in this state.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List studies, newest first."""
+    cfg = settings()
+    db.check_schema(cfg)
+    infos, _ = list_studies(db.get_engine(cfg), state=state, limit=1000)
+    summaries = [summarize(cfg, info) for info in infos]
+    if as_json:
+        print_json([{k: v for k, v in s.items() if k != "spec"} for s in summaries])
+        return
+    table = Table("name", "state", "finished", "best", "created")
+    for s in summaries:
+        best = s["best"]["value"] if s["best"] else "-"
+        table.add_row(
+            s["name"],
+            s["state"],
+            f"{s['finished']}/{s['n_trials']}",
+            str(best),
+            s["created_at"][:19],
+        )
+    console.print(table)
+
+
+@study_app.command("show")
+def study_show(
+    name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Show a study's state, trial counts and best trial."""
+    cfg = settings()
+    db.check_schema(cfg)
+    summary = summarize(cfg, get_study(db.get_engine(cfg), name))
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"[bold]{summary['name']}[/bold]  {summary['state']}  "
+        f"{summary['finished']}/{summary['n_trials']} finished"
+    )
+    console.print("counts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
+    _print_best(summary)
+
+
+def _print_best(summary: dict[str, Any]) -> None:
+    best = summary["best"]
+    if best is None:
+        console.print("best: none yet")
+        return
+    console.print(f"best: trial {best['number']}  {summary['metrics'][0]} = {best['value']:.6g}")
+    for key, value in best["params"].items():
+        console.print(f"  {key} = {value}")
+
+
+def _action(action: str) -> None:
+    @study_app.command(action)
+    def command(name: str) -> None:
+        cfg = settings()
+        db.check_schema(cfg)
+        info = transition(db.get_engine(cfg), name, action)
+        console.print(f"study {info.name} is {info.state}")
+
+    command.__doc__ = f"{action.capitalize()} a study."
+
+
+for _name in ("start", "pause", "resume", "stop"):
+    _action(_name)
+
+
+@study_app.command("delete")
+def study_delete(
+    name: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False
+) -> None:
+    """Delete a study, its trials and its artifacts."""
+    cfg = settings()
+    db.check_schema(cfg)
+    if not yes and not typer.confirm(f"delete study {name} and all its trials?"):
+        raise typer.Exit(1)
+    delete_study(cfg, name)
+    console.print(f"deleted {name}")
+
+
+def _ensure_running(cfg: Settings, file: Path) -> StudyInfo:
+    spec = load_spec(file)
+    engine = db.get_engine(cfg)
+    try:
+        info = create_study(cfg, spec, start=True)
+        err_console.print(f"created study {info.name}")
+    except StudyExists:
+        info = get_study(engine, spec.name)
+        if info.spec != spec:
+            err_console.print(f"[yellow]study {spec.name} exists; using its stored spec[/yellow]")
+        if info.state in ("created", "paused"):
+            info = transition(engine, spec.name, "start")
+    return info
+
+
+def _watch(cfg: Settings, info: StudyInfo, children: list[BaseProcess]) -> None:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task(info.name, total=info.n_trials, detail="")
+        while True:
+            alive = any(child.is_alive() for child in children)
+            summary = summarize(cfg, get_study(db.get_engine(cfg), info.name))
+            c, best = summary["counts"], summary["best"]
+            detail = (
+                f"complete {c['COMPLETE']} pruned {c['PRUNED']} failed {c['FAIL']} "
+                f"running {c['RUNNING']} best {best['value']:.5g}"
+                if best
+                else f"complete {c['COMPLETE']} pruned {c['PRUNED']} failed {c['FAIL']} "
+                f"running {c['RUNNING']}"
+            )
+            progress.update(task, completed=summary["finished"], detail=detail)
+            if not alive:
+                return
+            time.sleep(1.0)
+
+
+def run(
+    file: Path,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
+    device: DeviceOpt = "",
+) -> None:
+    """Create the study if needed, run K local workers until its budget is spent, show progress,
+    then print the best trial."""
+    from hpo_service.processes import exit_code, forward_signals, plan_devices, spawn_workers
+    from hpo_service.worker import WorkerOptions
+
+    cfg = settings()
+    db.check_schema(cfg)
+    info = _ensure_running(cfg, file)
+    options = WorkerOptions(study=info.name, device=device or cfg.device, exit_when_idle=True)
+    children = spawn_workers(cfg, options, plan_devices(options.device, workers, None))
+    forward_signals(children)
+    _watch(cfg, info, children)
+    for child in children:
+        child.join()
+    summary = summarize(cfg, get_study(db.get_engine(cfg), info.name))
+    console.print(
+        f"study {summary['name']} is {summary['state']}: "
+        + ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
+    )
+    _print_best(summary)
+    raise typer.Exit(exit_code(children))
+
+
+def worker(
+    study: Annotated[str | None, typer.Option(help="Only this study.")] = None,
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    device: DeviceOpt = "",
+    per_gpu: Annotated[int | None, typer.Option(min=1, help="Processes per GPU (cuda).")] = None,
+    exit_when_idle: Annotated[bool, typer.Option(help="Exit once no served study runs.")] = False,
+) -> None:
+    """Claim and train trials of running studies until stopped (SIGTERM: finish the epoch,
+    requeue the trial, exit 0; a second signal stops at once)."""
+    from hpo_service.processes import exit_code, forward_signals, plan_devices, spawn_workers
+    from hpo_service.worker import WorkerOptions
+
+    cfg = settings()
+    db.check_schema(cfg)
+    options = WorkerOptions(study=study, device=device or cfg.device, exit_when_idle=exit_when_idle)
+    devices = plan_devices(options.device, processes, per_gpu)
+    err_console.print(
+        f"starting {len(devices)} worker process(es) on {', '.join(sorted(set(devices)))}"
+    )
+    children = spawn_workers(cfg, options, devices)
+    forward_signals(children)
+    for child in children:
+        child.join()
+    raise typer.Exit(exit_code(children))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.add_typer(study_app, name="study")
+    app.command("run")(run)
+    app.command("worker")(worker)

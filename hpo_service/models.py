@@ -1,0 +1,115 @@
+"""The service's own tables, beside Optuna's in the same database.
+
+Optuna owns its tables and its ``alembic_version``; these tables are created and upgraded only by
+the service's migrations (version table ``hpo_alembic_version``) and never reference Optuna's
+tables by foreign key, so Optuna's own upgrades and tools (optuna-dashboard, ``load_study``) keep
+working. ORM rows stay inside this package's functions: callers get frozen pydantic values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every dialect (SQLite would hand back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+STUDY_STATES = ("created", "running", "paused", "completed", "stopped")
+#: created: a claim was taken and a trial is being trained; the others are final.
+RUN_STATES = ("running", "complete", "pruned", "failed", "crashed", "requeued")
+
+
+class StudyRecord(Base):
+    __tablename__ = "hpo_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="created")
+    n_trials: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TrialRun(Base):
+    """One claim on a study's budget: the unit the budget, heartbeats and the reaper work on."""
+
+    __tablename__ = "hpo_trial_runs"
+    __table_args__ = (Index("ix_hpo_trial_runs_study_status", "study_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False
+    )
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    optuna_trial_id: Mapped[int | None] = mapped_column(Integer)
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkerRecord(Base):
+    __tablename__ = "hpo_workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    device: Mapped[str] = mapped_column(String(32), nullable=False)
+    study_name: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="idle")
+    current_run_id: Mapped[int | None] = mapped_column(Integer)
+    current_study: Mapped[str | None] = mapped_column(String(100))
+    current_trial_number: Mapped[int | None] = mapped_column(Integer)
+    trials_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DatasetRecord(Base):
+    """An uploaded CSV, stored under ``HPO_DATA_DIR/uploads/<id>.csv`` (never a client path)."""
+
+    __tablename__ = "hpo_datasets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,142 @@
+"""Spec + Optuna trial -> one training run: the only place where Optuna meets the trainer.
+
+The trainer reports each epoch; here that becomes ``trial.report`` and a pruning decision. The
+curves, metrics and artifact folder are stored on the trial (user attributes) once, at the end,
+so a trial costs a handful of writes rather than one per metric per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpo_service.config import Settings
+from hpo_service.data import load_dataset
+from hpo_service.search import suggest_params
+from hpo_service.spec import StudySpec
+from hpo_service.train import fit, save_artifacts
+from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
+
+
+class TrialFailed(Exception):
+    """The trial ran but produced no usable result (e.g. the loss diverged)."""
+
+
+class TrialInterrupted(Exception):
+    """The worker was asked to stop; the trial should be queued again."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "cpu"
+    num_threads: int | None = None
+
+
+def _metric(epoch: EpochResult, name: str, n_params: int) -> float:
+    if name == "n_params":
+        return float(n_params)
+    return float(epoch.metrics[name])
+
+
+def objective_values(result: TrainResult, spec: StudySpec) -> list[float]:
+    """The objective metric(s) at the best epoch (the weights that are kept)."""
+    best = result.best
+    assert best is not None
+    return [_metric(best, m, result.n_params) for m in spec.task.metrics]
+
+
+def _curves(result: TrainResult) -> dict[str, list[float]]:
+    return {
+        "train_loss": [e.train_loss for e in result.epochs],
+        "val_loss": [e.val_loss for e in result.epochs],
+        "seconds": [round(e.seconds, 4) for e in result.epochs],
+        **{
+            f"val_{name}": [e.metrics.get(name, math.nan) for e in result.epochs]
+            for name in (result.epochs[0].metrics if result.epochs else {})
+        },
+    }
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
+
+
+def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | None) -> None:
+    attrs: dict[str, Any] = {
+        "curves": _curves(result),
+        "stop_reason": result.stop_reason,
+        "best_epoch": result.best_epoch,
+        "n_params": result.n_params,
+    }
+    if result.best is not None:
+        attrs["best_metrics"] = _finite(result.best.metrics)
+    if result.final is not None:
+        attrs["final_metrics"] = _finite(result.final.metrics)
+    if result.test_metrics:
+        attrs["test_metrics"] = _finite(result.test_metrics)
+    if artifact_dir is not None:
+        attrs["artifact_dir"] = str(artifact_dir)
+    if result.reason_detail:
+        attrs["fail_reason"] = result.reason_detail
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _pruning_callback(trial: optuna.Trial, spec: StudySpec) -> Callable[[EpochResult], bool]:
+    metric = spec.task.metrics[0]
+
+    def on_epoch(epoch: EpochResult) -> bool:
+        if spec.is_multi_objective or metric == "n_params":
+            return False
+        value = _metric(epoch, metric, 0)
+        if not math.isfinite(value):
+            return False  # divergence is the trainer's to report
+        trial.report(value, epoch.epoch)
+        return trial.should_prune()
+
+    return on_epoch
+
+
+def train_config(
+    spec: StudySpec, params: dict[str, Any], options: RunOptions, seed: int
+) -> TrainConfig:
+    return TrainConfig.from_params(
+        params,
+        max_epochs=spec.budget.max_epochs,
+        patience=spec.budget.patience,
+        seed=seed,
+        device=options.device,
+        num_threads=options.num_threads,
+    )
+
+
+def run_trial(
+    settings: Settings,
+    spec: StudySpec,
+    trial: optuna.Trial,
+    options: RunOptions,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[float]:
+    """Train the trial's configuration; returns objective values or raises
+    ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`."""
+    params = suggest_params(trial, spec.search_space)
+    config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
+    data = load_dataset(spec.task, settings.data_dir, settings.cache_dir)
+    result = fit(config, data, _pruning_callback(trial, spec), should_stop)
+    artifact_dir = None
+    if result.stop_reason in ("max_epochs", "early_stopping") and result.best is not None:
+        artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
+        save_artifacts(result, data, config, artifact_dir)
+    store_result(trial, result, artifact_dir)
+    if result.stop_reason == "diverged":
+        raise TrialFailed(result.reason_detail or "the loss diverged")
+    if result.stop_reason == "pruned":
+        raise optuna.TrialPruned(f"pruned at epoch {len(result.epochs)}")
+    if result.stop_reason == "interrupted":
+        raise TrialInterrupted(f"interrupted after epoch {len(result.epochs)}")
+    return objective_values(result, spec)

@@ -1,0 +1,231 @@
+"""Studies: creation, lookup, lifecycle and summaries.
+
+A study is two records in one database: the service's ``hpo_studies`` row (validated spec, state,
+timestamps) and Optuna's study of the same name. State moves
+created -> running <-> paused -> completed | stopped; workers only claim trials of running studies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from hpo_service.config import Settings
+from hpo_service.db import get_engine, get_storage, session_scope
+from hpo_service.models import StudyRecord, utcnow
+from hpo_service.search import build_pruner, build_sampler
+from hpo_service.spec import StudySpec, parse_spec, spec_to_dict
+
+TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+_TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "start": ({"created", "paused"}, "running"),
+    "resume": ({"created", "paused"}, "running"),
+    "pause": ({"running"}, "paused"),
+    "stop": ({"created", "running", "paused"}, "stopped"),
+    "complete": ({"running"}, "completed"),
+}
+
+
+class StudyError(Exception):
+    """Base for study errors; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+
+
+class StudyNotFound(StudyError):
+    status = 404
+
+
+class StudyExists(StudyError):
+    status = 409
+
+
+class InvalidTransition(StudyError):
+    status = 409
+
+
+class StudyInfo(BaseModel):
+    """A frozen view of the service's study record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    name: str
+    spec: StudySpec
+    state: str
+    n_trials: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: StudyRecord) -> StudyInfo:
+        return cls(
+            id=record.id,
+            name=record.name,
+            spec=parse_spec(record.spec),
+            state=record.state,
+            n_trials=record.n_trials,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+        )
+
+
+def create_study(settings: Settings, spec: StudySpec, *, start: bool = False) -> StudyInfo:
+    """Create the service record and the Optuna study; the name must be new to both."""
+    engine = get_engine(settings)
+    now = utcnow()
+    record = StudyRecord(
+        name=spec.name,
+        spec=spec_to_dict(spec),
+        state="running" if start else "created",
+        n_trials=spec.budget.n_trials,
+        started_at=now if start else None,
+    )
+    try:
+        with session_scope(engine) as session:
+            session.add(record)
+    except IntegrityError:
+        raise StudyExists(f"a study named {spec.name!r} already exists") from None
+    try:
+        optuna.create_study(
+            storage=get_storage(settings),
+            study_name=spec.name,
+            directions=spec.directions,  # type: ignore[arg-type]
+        ).set_user_attr("hpo_spec", spec_to_dict(spec))
+    except optuna.exceptions.DuplicatedStudyError:
+        with session_scope(engine) as session:
+            session.execute(delete(StudyRecord).where(StudyRecord.id == record.id))
+        raise StudyExists(f"an Optuna study named {spec.name!r} already exists") from None
+    return StudyInfo.from_record(record)
+
+
+def get_study(engine: Engine, name: str) -> StudyInfo:
+    with session_scope(engine) as session:
+        record = session.scalar(select(StudyRecord).where(StudyRecord.name == name))
+        if record is None:
+            raise StudyNotFound(f"no study named {name!r}")
+        return StudyInfo.from_record(record)
+
+
+def list_studies(
+    engine: Engine, state: str | None = None, offset: int = 0, limit: int = 100
+) -> tuple[list[StudyInfo], int]:
+    """A page of studies, newest first, and the total matching count."""
+    query = select(StudyRecord)
+    count = select(func.count()).select_from(StudyRecord)
+    if state is not None:
+        query = query.where(StudyRecord.state == state)
+        count = count.where(StudyRecord.state == state)
+    query = query.order_by(StudyRecord.id.desc()).offset(offset).limit(limit)
+    with session_scope(engine) as session:
+        total = session.scalar(count) or 0
+        return [StudyInfo.from_record(r) for r in session.scalars(query)], total
+
+
+def transition(engine: Engine, name: str, action: str) -> StudyInfo:
+    """Apply a lifecycle action; the UPDATE's WHERE on the old state makes it race-safe."""
+    sources, target = _TRANSITIONS[action]
+    values: dict[str, Any] = {"state": target, "updated_at": utcnow()}
+    if target == "running":
+        values["started_at"] = func.coalesce(StudyRecord.started_at, utcnow())
+    if target in ("completed", "stopped"):
+        values["finished_at"] = utcnow()
+    with session_scope(engine) as session:
+        done = session.execute(
+            update(StudyRecord)
+            .where(StudyRecord.name == name, StudyRecord.state.in_(sources))
+            .values(**values)
+        )
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        current = get_study(engine, name)
+        if action == "complete" and current.state == "completed":
+            return current
+        raise InvalidTransition(f"cannot {action} study {name!r} while it is {current.state}")
+    return get_study(engine, name)
+
+
+def delete_study(settings: Settings, name: str) -> None:
+    """Remove the Optuna study, the service record (runs cascade) and the study's artifacts."""
+    engine = get_engine(settings)
+    info = get_study(engine, name)
+    storage = get_storage(settings)
+    with contextlib.suppress(KeyError):
+        storage.delete_study(storage.get_study_id_from_name(name))
+    with session_scope(engine) as session:
+        session.execute(delete(StudyRecord).where(StudyRecord.id == info.id))
+    shutil.rmtree(artifact_root(settings, name), ignore_errors=True)
+
+
+def artifact_root(settings: Settings, study_name: str) -> Path:
+    return Path(settings.artifact_dir) / study_name
+
+
+def load_optuna_study(storage: optuna.storages.BaseStorage, info: StudyInfo) -> optuna.Study:
+    """The Optuna study with the sampler and pruner rebuilt from the stored spec."""
+    return optuna.load_study(
+        study_name=info.name,
+        storage=storage,
+        sampler=build_sampler(info.spec),
+        pruner=build_pruner(info.spec),
+    )
+
+
+def trial_counts(engine: Engine, name: str) -> dict[str, int]:
+    """Trials by Optuna state name, from one grouped query (no trial objects are built)."""
+    sql = text(
+        "SELECT t.state, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+        "WHERE s.study_name = :name GROUP BY t.state"
+    )
+    counts = dict.fromkeys(TRIAL_STATES, 0)
+    with engine.connect() as conn:
+        for state, n in conn.execute(sql, {"name": name}):
+            key = state.name if hasattr(state, "name") else str(state)
+            counts[key] = int(n)
+    return counts
+
+
+def best_trial(storage: optuna.storages.BaseStorage, info: StudyInfo) -> dict[str, Any] | None:
+    """The best COMPLETE trial of a single-objective study; None if none or multi-objective."""
+    if info.spec.is_multi_objective:
+        return None
+    study_id = storage.get_study_id_from_name(info.name)
+    try:
+        trial = storage.get_best_trial(study_id)
+    except ValueError:
+        return None
+    return {"number": trial.number, "value": trial.value, "params": trial.params}
+
+
+def summarize(settings: Settings, info: StudyInfo) -> dict[str, Any]:
+    """The JSON view shared by ``hpo study show --json`` and the API."""
+    counts = trial_counts(get_engine(settings), info.name)
+    finished = counts["COMPLETE"] + counts["PRUNED"]
+    if info.spec.budget.count_failed:
+        finished += counts["FAIL"]
+    return {
+        "name": info.name,
+        "state": info.state,
+        "direction": info.spec.directions[0],
+        "directions": info.spec.directions,
+        "metrics": info.spec.task.metrics,
+        "n_trials": info.n_trials,
+        "finished": finished,
+        "counts": counts,
+        "best": best_trial(get_storage(settings), info),
+        "created_at": info.created_at.isoformat(),
+        "started_at": info.started_at.isoformat() if info.started_at else None,
+        "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+        "spec": spec_to_dict(info.spec),
+    }

@@ -1,0 +1,125 @@
+"""StudySpec validation: good specs load, bad ones are refused with the field's name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo_service.spec import FloatRange, SpecError, load_spec, parse_spec, parse_spec_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "t1",
+        "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def messages(data: Any) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    return caught.value.messages
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")))
+def test_example_specs_load(path: Path) -> None:
+    spec = load_spec(path)
+    assert spec.name
+    assert spec.budget.n_trials >= 1
+
+
+def test_shapes_of_search_space_entries() -> None:
+    spec = parse_spec(
+        base(
+            search_space={
+                "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+                "batch_size": [16, 32],
+                "hidden_units": 32,
+                "optimizer": ["sgd", "momentum", "adam", "rmsprop"],
+            }
+        )
+    )
+    space = spec.search_space
+    assert isinstance(space.learning_rate, FloatRange) and space.learning_rate.log
+    assert space.batch_size == [16, 32]
+    assert space.hidden_units == 32
+    assert "hidden_units" in space.fixed_values()
+    assert "batch_size" not in space.fixed_values()
+
+
+def test_defaults_follow_metric_direction() -> None:
+    assert parse_spec(base()).directions == ["minimize"]
+    text = parse_spec(
+        base(task={"dataset": "sst2", "kind": "text_classification", "metric": "accuracy"})
+    )
+    assert text.directions == ["maximize"]
+
+
+def test_round_trip_through_json() -> None:
+    spec = parse_spec(base(sampler="random", pruner="hyperband"))
+    assert parse_spec_text(json.dumps(spec.model_dump(mode="json")), "json") == spec
+    assert spec.sampler.type == "random" and spec.pruner.type == "hyperband"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"search_space": {"learning_rate": {"low": 0.1, "high": 0.01}}},
+            "search_space.learning_rate",
+        ),
+        ({"search_space": {"batch_size": -3}}, "search_space.batch_size"),
+        ({"search_space": {"batch_size": {"low": 0, "high": 8}}}, "search_space.batch_size"),
+        ({"search_space": {"optimizer": ["adam", "lbfgs"]}}, "search_space.optimizer[1]"),
+        ({"search_space": {"dropout": 1.5}}, "search_space.dropout"),
+        ({"search_space": {"cell": "transformer"}}, "search_space.cell"),
+        ({"search_space": {"learnig_rate": 0.1}}, "search_space.learnig_rate"),
+        ({"bogus": 1}, "bogus"),
+        ({"budget": {"n_trials": 0}}, "budget.n_trials"),
+        ({"sampler": "annealing"}, "sampler.type"),
+        ({"pruner": {"type": "median", "warmup": 3}}, "pruner.warmup"),
+        ({"name": "has space"}, "name"),
+        ({"task": {"dataset": "imagenet", "kind": "forecasting"}}, "task.dataset"),
+        ({"task": {"dataset": "sst2", "kind": "forecasting"}}, "task.dataset"),
+        (
+            {"task": {"dataset": "sunspots", "kind": "forecasting", "metric": "accuracy"}},
+            "task.metric",
+        ),
+        ({"sampler": "grid"}, "sampler"),
+    ],
+)
+def test_bad_values_name_the_field(overrides: dict[str, Any], expected: str) -> None:
+    found = messages(base(**overrides))
+    assert any(m.startswith(expected + ":") for m in found), found
+
+
+def test_unknown_key_is_called_unknown() -> None:
+    assert messages(base(budget={"n_trial": 3})) == ["budget.n_trial: unknown key"]
+
+
+def test_missing_required_fields() -> None:
+    found = messages({"name": "x"})
+    assert any(m.startswith("task:") for m in found)
+
+
+def test_multi_objective_rules() -> None:
+    task = {"dataset": "sst2", "kind": "text_classification", "metric": ["accuracy", "n_params"]}
+    spec = parse_spec(base(task=task, pruner="none", sampler="nsga2"))
+    assert spec.directions == ["maximize", "minimize"] and spec.is_multi_objective
+    assert any(m.startswith("pruner:") for m in messages(base(task=task)))
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid YAML"):
+        parse_spec_text("name: [unclosed")
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(SpecError, match="mapping"):
+        parse_spec_text("- a list")
