@@ -33,6 +33,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     num_threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    metric: str = "loss"  # validation metric that picks the best epoch and drives patience
+    direction: str = "minimize"  # minimize | maximize, for ``metric``
+    amp: bool = True  # mixed precision; only ever used on CUDA
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **extra: Any) -> TrainConfig:
@@ -60,6 +63,8 @@ class TrainResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
     n_params: int = 0
     reason_detail: str = ""  # e.g. "loss became nan at epoch 2, batch 17"
+    #: The best epoch's weights (CPU tensors) for save_artifacts; not part of equality or repr.
+    best_state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def best(self) -> EpochResult | None:

@@ -1,0 +1,93 @@
+"""Forecasting preprocessing: cleaning, chronological splits, scaling and windowing.
+
+Splits are chronological (train, then validation, then test) because shuffling a time series leaks
+the future into training. The scaler is fitted on the training part only. A window's inputs may
+reach back into an earlier split (that is known history), but its targets never cross a boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hpo_service.data.prepared import DatasetError, PreparedData, Split
+from hpo_service.spec import TaskSpec
+
+
+def clean_series(values: np.ndarray, missing: str) -> np.ndarray:
+    """Fill gaps by linear interpolation (edges by the nearest value), or drop them."""
+    series = pd.Series(values, dtype="float64").replace([np.inf, -np.inf], np.nan)
+    if missing == "drop":
+        series = series.dropna()
+    else:
+        series = series.interpolate(method="linear", limit_direction="both")
+    out = series.to_numpy(dtype=np.float64)
+    if out.size == 0 or np.isnan(out).any():
+        raise DatasetError("the series has no usable values after cleaning")
+    return out
+
+
+def split_bounds(n: int, task: TaskSpec) -> tuple[int, int]:
+    """End of the training and validation parts, checked to leave every split a window."""
+    val_end = n - max(1, round(n * task.test_fraction))
+    train_end = val_end - max(1, round(n * task.val_fraction))
+    need = task.lookback + task.horizon
+    if train_end < need or val_end - train_end < task.horizon or n - val_end < task.horizon:
+        raise DatasetError(
+            f"series of {n} points is too short for lookback {task.lookback} + horizon "
+            f"{task.horizon} with val_fraction {task.val_fraction} and test_fraction "
+            f"{task.test_fraction}; lower task.lookback"
+        )
+    return train_end, val_end
+
+
+def windows(scaled: np.ndarray, start: int, end: int, lookback: int, horizon: int) -> Split:
+    """Windows whose targets ``scaled[t:t+horizon]`` lie within ``[start, end)``."""
+    first = max(start, lookback)
+    starts = np.arange(first, end - horizon + 1)
+    inputs = np.stack([scaled[t - lookback : t] for t in starts])[:, :, None]
+    targets = np.stack([scaled[t : t + horizon] for t in starts])
+    return Split(
+        x=torch.tensor(inputs, dtype=torch.float32),
+        y=torch.tensor(targets, dtype=torch.float32),
+        ids=torch.tensor(starts, dtype=torch.long),
+    )
+
+
+def prepare_series(values: np.ndarray, task: TaskSpec) -> PreparedData:
+    """Cleaned, split, scaled (train statistics) and windowed series."""
+    series = clean_series(values, task.missing)
+    train_end, val_end = split_bounds(len(series), task)
+    mean = float(series[:train_end].mean())
+    std = float(series[:train_end].std()) or 1.0
+    scaled = (series - mean) / std
+    train = windows(scaled, 0, train_end, task.lookback, task.horizon)
+    if task.max_train_samples is not None and len(train) > task.max_train_samples:
+        keep = slice(len(train) - task.max_train_samples, None)  # the most recent windows
+        assert train.ids is not None
+        train = Split(train.x[keep], train.y[keep], ids=train.ids[keep])
+    return PreparedData(
+        kind="forecasting",
+        train=train,
+        val=windows(scaled, train_end, val_end, task.lookback, task.horizon),
+        test=windows(scaled, val_end, len(series), task.lookback, task.horizon),
+        input_size=1,
+        scaler={"mean": [mean], "std": [std]},
+        lookback=task.lookback,
+        horizon=task.horizon,
+        dataset=task.dataset,
+    )
+
+
+def read_series_csv(frame: pd.DataFrame, task: TaskSpec) -> np.ndarray:
+    """The value column, sorted by the time column when one is named."""
+    if task.time_column is not None:
+        times = pd.to_datetime(frame[task.time_column], errors="coerce")
+        if times.isna().all():
+            times = pd.to_numeric(frame[task.time_column], errors="coerce")
+        frame = frame.assign(_t=times).sort_values("_t", kind="stable")
+    values = pd.to_numeric(frame[task.value_column], errors="coerce")
+    if values.notna().sum() == 0:
+        raise DatasetError(f"column {task.value_column!r} has no numeric values")
+    return values.to_numpy(dtype=np.float64)

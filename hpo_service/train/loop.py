@@ -1,0 +1,224 @@
+"""``fit``: the training loop. Plain PyTorch; knows nothing of Optuna or the database.
+
+Divergence is a result, not an exception: a non-finite loss ends the run with stop_reason
+"diverged" and a detail string, so a worker can record it and move on to the next trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpo_service.data import PreparedData, Split
+from hpo_service.train.batches import batch_indices, take
+from hpo_service.train.config import EpochResult, StopReason, TrainConfig, TrainResult
+from hpo_service.train.metrics import classification_metrics, forecast_metrics
+from hpo_service.train.model import build_model, count_parameters
+
+EVAL_BATCH = 512
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    lr, wd, params = config.learning_rate, config.weight_decay, model.parameters()
+    if config.optimizer in ("sgd", "momentum"):
+        momentum = 0.9 if config.optimizer == "momentum" else 0.0
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
+    factory = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
+    if config.optimizer not in factory:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}")
+    return factory[config.optimizer](params, lr=lr, weight_decay=wd)
+
+
+def task_loss(kind: str, n_classes: int, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MSE on scaled forecasts, BCE on one logit for binary, cross-entropy otherwise."""
+    out = out.float()
+    if kind == "forecasting":
+        return F.mse_loss(out, y)
+    if n_classes == 2:
+        return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float())
+    return F.cross_entropy(out, y)
+
+
+@dataclass
+class _Run:
+    """Mutable state of one ``fit`` call."""
+
+    config: TrainConfig
+    data: PreparedData
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+
+    @property
+    def amp(self) -> bool:
+        return self.scaler.is_enabled()
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return task_loss(self.data.kind, self.data.n_classes, out, y)
+
+
+def train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
+    """Mean training loss, and a non-empty detail if the loss stopped being finite."""
+    run.model.train()
+    total, count = 0.0, 0
+    batches = batch_indices(run.data.train, run.config.batch_size, run.generator)
+    for number, index in enumerate(batches, 1):
+        x, lengths, y = take(run.data.train, index, run.device)
+        with run.autocast():
+            loss = run.loss(run.model(x, lengths), y)
+        value = loss.item()
+        if not math.isfinite(value):
+            return math.nan, f"training loss became {value} at epoch {epoch}, batch {number}"
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        if run.config.grad_clip > 0:
+            run.scaler.unscale_(run.optimizer)
+            nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        total += value * len(index)
+        count += len(index)
+    return total / max(count, 1), ""
+
+
+@torch.inference_mode()
+def evaluate(run: _Run, split: Split) -> dict[str, float]:
+    """Metrics over a whole split, forecasts in original units; ``loss`` as in training."""
+    run.model.eval()
+    outs, ys = [], []
+    for index in batch_indices(split, EVAL_BATCH, None):
+        x, lengths, y = take(split, index, run.device)
+        with run.autocast():
+            outs.append(run.model(x, lengths).float())
+        ys.append(y)
+    out, y = torch.cat(outs), torch.cat(ys)
+    loss = run.loss(out, y).item()
+    data = run.data
+    if data.kind == "forecasting":
+        assert data.scaler is not None
+        mean, std = data.scaler["mean"][0], data.scaler["std"][0]
+        metrics = forecast_metrics((out * std + mean).cpu(), (y * std + mean).cpu())
+    else:
+        pred = (out.squeeze(-1) > 0).long() if data.n_classes == 2 else out.argmax(-1)
+        metrics = classification_metrics(pred.cpu(), y.cpu(), data.n_classes)
+    return {**metrics, "loss": loss}
+
+
+def _start(config: TrainConfig, data: PreparedData) -> _Run:
+    """Seed, build the model and optimizer on the chosen device."""
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(data.state(), asdict(config)).to(device)
+    use_amp = config.amp and device.type == "cuda"
+    return _Run(
+        config,
+        data,
+        model,
+        make_optimizer(config, model),
+        device,
+        torch.amp.GradScaler("cuda", enabled=use_amp),
+        torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _better(config: TrainConfig, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value < best if config.direction == "minimize" else value > best
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def fit(
+    config: TrainConfig,
+    data: PreparedData,
+    on_epoch: Callable[[EpochResult], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train up to ``config.max_epochs`` epochs; see :class:`TrainResult` for what comes back.
+
+    ``on_epoch`` gets each epoch's validation result and returns True to prune; ``should_stop``
+    is polled after each epoch (graceful shutdown). The best epoch is chosen on
+    ``config.metric`` (falling back to loss), and its weights give ``test_metrics``.
+    """
+    run = _start(config, data)
+    epochs: list[EpochResult] = []
+    best_epoch, best_value, best_state = 0, None, None
+    reason: StopReason = "max_epochs"
+    detail = ""
+    for epoch in range(1, config.max_epochs + 1):
+        started = time.perf_counter()
+        train_loss, detail = train_epoch(run, epoch)
+        if detail:
+            reason = "diverged"
+            break
+        metrics = evaluate(run, data.val)
+        if not math.isfinite(metrics["loss"]):
+            reason, detail = (
+                "diverged",
+                f"validation loss became {metrics['loss']} at epoch {epoch}",
+            )
+            break
+        seconds = time.perf_counter() - started
+        result = EpochResult(epoch, train_loss, metrics["loss"], metrics, seconds)
+        epochs.append(result)
+        value = metrics.get(config.metric, metrics["loss"])
+        if _better(config, value, best_value):
+            best_epoch, best_value, best_state = epoch, value, _snapshot(run.model)
+        if on_epoch is not None and on_epoch(result):
+            reason = "pruned"
+            break
+        if should_stop is not None and should_stop():
+            reason = "interrupted"
+            break
+        if config.patience is not None and epoch - best_epoch >= config.patience:
+            reason = "early_stopping"
+            break
+    return _finish(run, epochs, best_epoch, best_state, reason, detail)
+
+
+def _finish(
+    run: _Run,
+    epochs: list[EpochResult],
+    best_epoch: int,
+    best_state: dict[str, torch.Tensor] | None,
+    reason: StopReason,
+    detail: str,
+) -> TrainResult:
+    """Test metrics with the best weights (skipped for pruned runs: nobody reads them)."""
+    test: dict[str, float] = {}
+    if best_state is not None and reason != "pruned" and len(run.data.test):
+        run.model.load_state_dict(best_state)
+        test = evaluate(run, run.data.test)
+    return TrainResult(
+        epochs=epochs,
+        best_epoch=best_epoch,
+        stop_reason=reason,
+        test_metrics=test,
+        n_params=count_parameters(run.model),
+        reason_detail=detail,
+        best_state=best_state,
+    )
