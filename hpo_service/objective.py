@@ -17,6 +17,7 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
+from hpo_service.outcomes import retry
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec
 from hpo_service.train import fit, save_artifacts
@@ -96,8 +97,9 @@ def _pruning_callback(trial: optuna.Trial, spec: StudySpec) -> Callable[[EpochRe
         value = _metric(epoch, metric, 0)
         if not math.isfinite(value):
             return False  # divergence is the trainer's to report
-        trial.report(value, epoch.epoch)
-        return trial.should_prune()
+        # Retried: a dropped database connection must not fail a trial that trains fine.
+        retry(lambda: trial.report(value, epoch.epoch))
+        return retry(trial.should_prune)
 
     return on_epoch
 
@@ -124,7 +126,7 @@ def run_trial(
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
     ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`."""
-    params = suggest_params(trial, spec.search_space)
+    params = retry(lambda: suggest_params(trial, spec.search_space))
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     data = load_dataset(spec.task, settings.data_dir, settings.cache_dir)
     result = fit(config, data, _pruning_callback(trial, spec), should_stop)
@@ -132,7 +134,7 @@ def run_trial(
     if result.stop_reason in ("max_epochs", "early_stopping") and result.best is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         save_artifacts(result, data, config, artifact_dir)
-    store_result(trial, result, artifact_dir)
+    retry(lambda: store_result(trial, result, artifact_dir))
     if result.stop_reason == "diverged":
         raise TrialFailed(result.reason_detail or "the loss diverged")
     if result.stop_reason == "pruned":

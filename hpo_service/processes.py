@@ -1,8 +1,11 @@
-"""Local worker processes: spawn K, place them on devices, forward signals, wait.
+"""Local worker processes: plan devices, spawn K workers, forward signals, wait.
 
 Each child is a fresh interpreter (``spawn``), so no database connection or CUDA context is shared
-across a fork. CPU workers split the machine's cores between them so parallel trials do not
-oversubscribe torch's thread pool.
+across a fork, and each runs in its own process group: a Ctrl-C in the terminal reaches only the
+parent, which forwards it once. Were the children in the terminal's group, each would get the
+signal twice (the terminal's and the parent's) and take it as the "stop now" second signal.
+Children also stop gracefully when the parent disappears, so a killed parent leaves no orphans.
+CPU workers split the machine's cores so parallel trials do not oversubscribe torch's threads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from hpo_service.config import Settings
 from hpo_service.worker import WorkerOptions, run_worker
 
 
+class DevicePlanError(ValueError):
+    """The requested devices cannot be provided on this machine."""
+
+
 def cuda_device_count() -> int:
     try:
         import torch
@@ -27,25 +34,69 @@ def cuda_device_count() -> int:
         return 0
 
 
-def plan_devices(device: str, processes: int, per_gpu: int | None) -> list[str]:
-    """The device of each process. ``per_gpu`` packs that many processes on every visible GPU."""
-    if device == "auto":
-        device = "cuda" if cuda_device_count() else "cpu"
-    if device == "cuda" and per_gpu:
-        gpus = max(1, cuda_device_count())
-        return [f"cuda:{i % gpus}" for i in range(gpus * per_gpu)]
+def _gpus(device: str, gpu_count: int) -> list[int]:
+    """The GPU indices a cuda / cuda:N request means, checked against what is visible."""
+    if gpu_count == 0:
+        raise DevicePlanError(f"device {device}: no CUDA device is visible on this machine")
     if device == "cuda":
-        gpus = max(1, cuda_device_count())
-        return [f"cuda:{i % gpus}" for i in range(processes)]
-    return [device] * processes
+        return list(range(gpu_count))
+    index = int(device.removeprefix("cuda:"))
+    if index >= gpu_count:
+        raise DevicePlanError(f"device {device}: only {gpu_count} CUDA device(s) are visible")
+    return [index]
 
 
-def threads_per_process(processes: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, processes))
+def _valid(device: str) -> bool:
+    return device in ("cpu", "cuda", "auto") or (
+        device.startswith("cuda:") and device[5:].isdigit()
+    )
+
+
+def plan_devices(
+    device: str, processes: int | None, per_gpu: int | None, gpu_count: int | None = None
+) -> list[str]:
+    """The device of each local worker process.
+
+    ``per_gpu`` M packs M processes on every GPU the device names (``cuda``: all visible ones,
+    ``cuda:N``: that one), so the count is M x GPUs and ``processes``, if given, must match.
+    Without it, ``processes`` (default 1) go round-robin over the GPUs, or all on the CPU.
+    ``gpu_count`` defaults to what torch sees (asked only when a GPU may be involved).
+    """
+    if not _valid(device):
+        raise DevicePlanError(f"device must be cpu, cuda, cuda:N or auto, not {device!r}")
+    if device != "cpu" and gpu_count is None:
+        gpu_count = cuda_device_count()
+    gpu_count = gpu_count or 0
+    if device == "auto":
+        device = "cuda" if gpu_count else "cpu"
+    if per_gpu is not None:
+        if device == "cpu":
+            raise DevicePlanError("--per-gpu needs a CUDA device, and none is in use")
+        gpus = _gpus(device, gpu_count)
+        total = per_gpu * len(gpus)
+        if processes is not None and processes != total:
+            raise DevicePlanError(
+                f"--processes {processes} contradicts --per-gpu {per_gpu} on {len(gpus)} GPU(s) "
+                f"({total} processes); give one of them"
+            )
+        return [f"cuda:{gpus[i % len(gpus)]}" for i in range(total)]
+    count = processes or 1
+    if device == "cpu":
+        return ["cpu"] * count
+    gpus = _gpus(device, gpu_count)
+    return [f"cuda:{gpus[i % len(gpus)]}" for i in range(count)]
+
+
+def threads_per_process(processes: int, cpu_count: int | None = None) -> int:
+    """Cores per process; ``OMP_NUM_THREADS``, when set, is an upper bound."""
+    cores = max(1, (cpu_count or os.cpu_count() or 1) // max(1, processes))
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
 
 
 def _child(settings: Settings, options: WorkerOptions) -> None:
-    raise SystemExit(0 if run_worker(settings, options) >= 0 else 1)
+    os.setpgrp()  # terminal signals reach only the parent, which forwards them once
+    run_worker(settings, options)
 
 
 def spawn_workers(
@@ -55,7 +106,7 @@ def spawn_workers(
     threads = options.num_threads or threads_per_process(len(devices))
     children: list[BaseProcess] = []
     for device in devices:
-        child_options = replace(options, device=device, num_threads=threads)
+        child_options = replace(options, device=device, num_threads=threads, parent_pid=os.getpid())
         process = ctx.Process(target=_child, args=(settings, child_options), daemon=False)
         process.start()
         children.append(process)
@@ -63,7 +114,7 @@ def spawn_workers(
 
 
 def forward_signals(children: list[BaseProcess]) -> None:
-    """SIGTERM/SIGINT to the parent reach every child; each child handles its own second signal."""
+    """SIGTERM/SIGINT to the parent reach every child once; a second one stops them at once."""
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for child in children:
@@ -75,5 +126,19 @@ def forward_signals(children: list[BaseProcess]) -> None:
 
 
 def exit_code(children: list[BaseProcess]) -> int:
-    codes = [child.exitcode for child in children]
-    return 0 if all(code == 0 for code in codes) else 1
+    """0 when every child exited 0 (a graceful stop included), else 1."""
+    return 0 if all(child.exitcode == 0 for child in children) else 1
+
+
+def run_local(settings: Settings, options: WorkerOptions, devices: list[str]) -> int:
+    """Run the planned workers and return the exit code: one runs in this process (no second
+    interpreter to start), several as children this process supervises."""
+    if len(devices) == 1:
+        threads = options.num_threads or threads_per_process(1)
+        run_worker(settings, replace(options, device=devices[0], num_threads=threads))
+        return 0
+    children = spawn_workers(settings, options, devices)
+    forward_signals(children)
+    for child in children:
+        child.join()
+    return exit_code(children)

@@ -3,42 +3,48 @@
 A worker must hold a *run* (a row in ``hpo_trial_runs``) before it asks Optuna for a trial. A claim
 is taken inside a transaction that first updates the study's row, which takes the row lock on
 PostgreSQL and the write lock on SQLite, so concurrent claims serialise in the database and the
-count of counted runs can never pass ``n_trials``. A running run carries a heartbeat; the reaper
-(run by the server and by every worker, independent of ``study.optimize``) marks runs without a
-recent heartbeat as crashed, fails their Optuna trial and queues the same parameters again.
+count of counted runs can never pass ``n_trials``. A running run carries a heartbeat and the id of
+the worker that owns it; every write a worker makes to its run checks that it still owns it, so a
+worker that was presumed dead cannot overwrite what the reaper decided.
+
+The reaper (:func:`reap`, run by the server and by every worker, independent of
+``study.optimize``) takes ownership of runs whose heartbeat is older than the grace period, fails
+their Optuna trial and queues the same parameters again *before* it releases the run, so the freed
+budget unit is always spent on the retry. It also fails Optuna trials left RUNNING without any
+run (a worker killed between ``ask`` and recording the trial on its run).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 from sqlalchemy import Engine, func, select, text, update
 
 from hpo_service.db import session_scope
-from hpo_service.models import StudyRecord, TrialRun, WorkerRecord, utcnow
+from hpo_service.models import StudyRecord, TrialRun, utcnow
+from hpo_service.outcomes import fail_and_requeue, retry
 from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.workers import mark_lost
 
 log = logging.getLogger(__name__)
-FINISHED = {"complete", "pruned", "failed"}
-_STATE_TO_STATUS = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-}
-_STATUS_BY_NAME = {state.name: status for state, status in _STATE_TO_STATUS.items()}
 
 
 def counted_statuses(spec: StudySpec) -> tuple[str, ...]:
-    """Runs that use up budget: running and finished ones (failed only if the spec says so)."""
+    """Runs that use up budget: running and finished ones (failed only if the spec says so).
+    ``requeued`` and ``crashed`` runs never count: their parameters run again or were never set."""
     base = ("running", "complete", "pruned")
     return (*base, "failed") if spec.budget.count_failed else base
 
 
-def _status_counts(session: Any, study_id: int) -> dict[str, int]:
+def status_counts(session: Any, study_id: int) -> dict[str, int]:
+    """Runs of a study by status (one grouped query on the (study_id, status) index)."""
     rows = session.execute(
         select(TrialRun.status, func.count())
         .where(TrialRun.study_id == study_id)
@@ -54,10 +60,26 @@ def _deadline_passed(record: StudyRecord, spec: StudySpec, now: datetime) -> boo
     )
 
 
-def claim(session: Any, study_id: int, worker_id: str) -> int | None:
+def _budget_spent(record: StudyRecord, spec: StudySpec, counts: dict[str, int]) -> bool:
+    used = sum(counts.get(s, 0) for s in counted_statuses(spec))
+    # Failures that do not count still cap the study, so a broken dataset cannot loop forever.
+    return used >= record.n_trials or counts.get("failed", 0) >= record.n_trials
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A unit of budget: the run's id and its ordinal in the study (0, 1, ... in claim order),
+    which seeds the sampler so that workers sharing a seeded spec never sample alike."""
+
+    run_id: int
+    ordinal: int
+
+
+def claim(session: Any, study_id: int, worker_id: str) -> Claim | None:
     """Take one unit of a running study's budget; None when there is none left.
 
-    Call inside ``session_scope``: the touch-update below holds the lock until that commits.
+    Call inside ``session_scope``: the touch-update below holds the lock until that commits, and
+    it must be the transaction's first statement (on SQLite it takes the write lock).
     """
     now = utcnow()
     touched = session.execute(
@@ -69,53 +91,53 @@ def claim(session: Any, study_id: int, worker_id: str) -> int | None:
         return None
     record = session.get(StudyRecord, study_id)
     spec = parse_spec(record.spec)
-    counts = _status_counts(session, study_id)
-    used = sum(counts.get(s, 0) for s in counted_statuses(spec))
-    # Failures that do not count still cap the study, so a broken dataset cannot loop forever.
-    if used >= record.n_trials or counts.get("failed", 0) >= record.n_trials:
-        return None
-    if _deadline_passed(record, spec, now):
+    counts = status_counts(session, study_id)
+    if _budget_spent(record, spec, counts) or _deadline_passed(record, spec, now):
         return None
     run = TrialRun(
         study_id=study_id, worker_id=worker_id, status="running", started_at=now, heartbeat_at=now
     )
     session.add(run)
     session.flush()
-    return int(run.id)
+    return Claim(int(run.id), sum(counts.values()))
 
 
-def attach(session: Any, run_id: int, trial: optuna.Trial, retries: int) -> None:
+def attach(session: Any, run_id: int, worker_id: str, trial: optuna.Trial, retries: int) -> None:
+    """Record which Optuna trial a run trains (the reaper needs it to fail and requeue it)."""
     session.execute(
         update(TrialRun)
-        .where(TrialRun.id == run_id)
+        .where(TrialRun.id == run_id, TrialRun.worker_id == worker_id)
         .values(optuna_trial_id=trial._trial_id, trial_number=trial.number, retries=retries)
     )
 
 
-def record_params(session: Any, run_id: int, params: dict[str, Any]) -> None:
-    session.execute(update(TrialRun).where(TrialRun.id == run_id).values(params=params))
-
-
-def finish(session: Any, run_id: int, status: str, reason: str | None = None) -> None:
-    """Close a run; only a run still marked running changes (the reaper may have won)."""
-    session.execute(
+def finish(
+    session: Any,
+    run_id: int,
+    worker_id: str,
+    status: str,
+    reason: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> bool:
+    """Close a run the worker still owns; False when the reaper took it first."""
+    changed = session.execute(
         update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.status == "running")
-        .values(status=status, reason=reason, finished_at=utcnow())
+        .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.worker_id == worker_id)
+        .values(status=status, reason=reason, params=params, finished_at=utcnow())
     )
+    return bool(changed.rowcount)
 
 
-def beat(session: Any, worker_id: str, run_id: int | None) -> None:
-    now = utcnow()
-    session.execute(
-        update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=now)
+def beat(session: Any, worker_id: str, run_id: int | None) -> bool:
+    """Refresh the run's heartbeat; False when the run is no longer this worker's (reaped)."""
+    if run_id is None:
+        return True
+    changed = session.execute(
+        update(TrialRun)
+        .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.worker_id == worker_id)
+        .values(heartbeat_at=utcnow())
     )
-    if run_id is not None:
-        session.execute(
-            update(TrialRun)
-            .where(TrialRun.id == run_id, TrialRun.status == "running")
-            .values(heartbeat_at=now)
-        )
+    return bool(changed.rowcount)
 
 
 def maybe_complete(session: Any, study_id: int) -> bool:
@@ -124,12 +146,10 @@ def maybe_complete(session: Any, study_id: int) -> bool:
     if record is None or record.state != "running":
         return False
     spec = parse_spec(record.spec)
-    counts = _status_counts(session, study_id)
+    counts = status_counts(session, study_id)
     if counts.get("running", 0):
         return False
-    done = sum(counts.get(s, 0) for s in counted_statuses(spec) if s != "running")
-    spent = done >= record.n_trials or counts.get("failed", 0) >= record.n_trials
-    if not (spent or _deadline_passed(record, spec, utcnow())):
+    if not (_budget_spent(record, spec, counts) or _deadline_passed(record, spec, utcnow())):
         return False
     now = utcnow()
     changed = session.execute(
@@ -140,6 +160,13 @@ def maybe_complete(session: Any, study_id: int) -> bool:
     return bool(changed.rowcount)
 
 
+# --- the reaper ---------------------------------------------------------------------------------
+
+
+def reaper_id() -> str:
+    return f"reaper-{socket.gethostname()[:40]}-{os.getpid()}"
+
+
 def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) -> list[int]:
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     query = select(TrialRun.id).where(TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
@@ -148,85 +175,72 @@ def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) 
     return [int(i) for i in session.scalars(query)]
 
 
-def _optuna_state(session: Any, trial_id: int | None) -> str | None:
-    if trial_id is None:
-        return None
-    state = session.scalar(text("SELECT state FROM trials WHERE trial_id = :id"), {"id": trial_id})
-    return None if state is None else getattr(state, "name", str(state))
-
-
-def take_stale(session: Any, run_id: int, stale_after_s: float) -> dict[str, Any] | None:
-    """Close one stale run; returns its row as a dict if this process won the race.
-
-    A run whose Optuna trial already finished (the worker died between ``tell`` and closing the
-    run) takes that trial's outcome, so the budget never counts it twice or not at all.
-    """
+def take_stale(session: Any, run_id: int, stale_after_s: float, owner: str) -> bool:
+    """Become the owner of a stale run; only one reaper wins. The run stays 'running' (so its
+    budget unit stays held) and gets a fresh heartbeat: if this reaper dies too, the run goes
+    stale again and another one finishes the job."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
-    run = session.get(TrialRun, run_id)
-    if run is None:
-        return None
-    optuna_state = _optuna_state(session, run.optuna_trial_id)
-    finished = optuna_state in ("COMPLETE", "PRUNED", "FAIL")
-    status = _STATUS_BY_NAME[optuna_state] if finished and optuna_state else "crashed"
-    reason = f"worker lost: no heartbeat for {stale_after_s:.0f}s"
     changed = session.execute(
         update(TrialRun)
         .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
-        .values(status=status, reason=reason, finished_at=utcnow())
+        .values(worker_id=owner, heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if not changed.rowcount or finished:
-        return None
+    return bool(changed.rowcount)
+
+
+def _run_context(session: Any, run_id: int) -> tuple[int | None, str, StudySpec]:
+    run = session.get(TrialRun, run_id)
     record = session.get(StudyRecord, run.study_id)
-    return {
-        "run_id": run_id,
-        "study_name": record.name,
-        "spec": parse_spec(record.spec),
-        "trial_id": run.optuna_trial_id,
-        "retries": run.retries,
-        "reason": reason,
-    }
+    return run.optuna_trial_id, record.name, parse_spec(record.spec)
 
 
-def recover_trial(storage: optuna.storages.BaseStorage, crashed: dict[str, Any]) -> str:
-    """Fail the crashed run's Optuna trial and queue its parameters again (retries bounded).
-
-    Returns what happened, for logs: 'no-trial', 'finished:<state>', 'requeued' or 'failed'.
-    """
-    trial_id = crashed["trial_id"]
-    if trial_id is None:
-        return "no-trial"
-    frozen = storage.get_trial(trial_id)
-    if frozen.state != TrialState.RUNNING:
-        return f"finished:{frozen.state.name}"
-    storage.set_trial_user_attr(trial_id, "fail_reason", crashed["reason"])
-    if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-        return "finished:raced"
-    spec: StudySpec = crashed["spec"]
-    if crashed["retries"] >= spec.budget.max_retries:
-        return "failed"
-    study = optuna.load_study(study_name=crashed["study_name"], storage=storage)
-    study.enqueue_trial(
-        frozen.params,
-        user_attrs={"hpo_retries": crashed["retries"] + 1, "hpo_retry_of": frozen.number},
-    )
-    return "requeued"
+def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float) -> str | None:
+    owner = reaper_id()
+    with session_scope(engine) as session:
+        if not take_stale(session, run_id, stale_after_s, owner):
+            return None
+        trial_id, study_name, spec = _run_context(session, run_id)
+    reason = f"worker lost: no heartbeat for {stale_after_s:g}s"
+    status = "crashed"  # died before its trial was recorded: nothing to repeat, budget freed
+    if trial_id is not None:
+        status = retry(lambda: fail_and_requeue(storage, study_name, trial_id, reason, spec))
+    with session_scope(engine) as session:
+        finish(session, run_id, owner, status, reason)
+    log.warning("reaped run %d of %s: %s", run_id, study_name, status)
+    return status
 
 
-def status_for_state(state: TrialState) -> str:
-    return _STATE_TO_STATUS.get(state, "failed")
+_ORPHANS = text(
+    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
+    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
+    "WHERE t.state = 'RUNNING' AND t.datetime_start < :cutoff AND NOT EXISTS ("
+    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
+    "AND r.status = 'running')"
+)
+
+
+def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list[str]:
+    """Fail (and requeue) RUNNING trials of service studies that no running run holds."""
+    # Optuna stamps datetime_start with naive local time.
+    cutoff = datetime.now() - timedelta(seconds=stale_after_s)
+    with engine.connect() as conn:
+        rows = list(conn.execute(_ORPHANS, {"cutoff": cutoff}))
+    outcomes = []
+    for trial_id, study_name, spec in rows:
+        reason = "orphaned: no worker holds this trial"
+        recover = partial(fail_and_requeue, storage, study_name, trial_id, reason, parse_spec(spec))
+        outcome = retry(recover)
+        log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def reap(engine: Engine, storage: optuna.storages.BaseStorage, stale_after_s: float) -> list[str]:
-    """Recover every stale run of every study; safe to run in many processes at once."""
+    """Recover every stale run of every study and every orphaned trial, and mark workers without
+    a heartbeat as lost. Safe to run in many processes at once; returns what happened."""
     with session_scope(engine) as session:
+        mark_lost(session, stale_after_s)  # a write first: on SQLite it takes the write lock
         candidates = stale_runs(session, stale_after_s)
-    outcomes = []
-    for run_id in candidates:
-        with session_scope(engine) as session:
-            crashed = take_stale(session, run_id, stale_after_s)
-        if crashed is not None:
-            outcome = recover_trial(storage, crashed)
-            log.warning("reaped run %d of %s: %s", run_id, crashed["study_name"], outcome)
-            outcomes.append(outcome)
-    return outcomes
+    outcomes = [o for r in candidates if (o := _recover_run(engine, storage, r, stale_after_s))]
+    return outcomes + _recover_orphans(engine, storage, stale_after_s)

@@ -2,8 +2,11 @@
 
 Workers use ``ask``/``tell`` rather than ``study.optimize`` so that budget, heartbeats and crash
 recovery are the service's (see :mod:`hpo_service.runs`), not tied to Optuna's heartbeat, which
-only works inside ``optimize``. One long-lived process keeps its Optuna study objects, so the
-sampler's state stays warm across trials.
+only works inside ``optimize``. One long-lived process keeps one Optuna study object per study, so
+the storage cache and the sampler stay warm across trials (a cold read of a large study costs
+seconds). Two daemon threads run beside the loop: the heartbeat, which also notices when the
+reaper has taken this worker's run away, and the reaper, so that crashed trials are recovered even
+while every worker is busy training.
 """
 
 from __future__ import annotations
@@ -14,22 +17,20 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from types import FrameType
-from typing import Any
 
 import optuna
-from optuna.trial import TrialState
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 
-from hpo_service import runs
+from hpo_service import runs, workers
 from hpo_service.config import Settings
-from hpo_service.db import check_schema, get_engine, get_storage, session_scope, with_retry
-from hpo_service.models import StudyRecord, WorkerRecord, utcnow
-from hpo_service.objective import RunOptions, TrialFailed, TrialInterrupted, run_trial
-from hpo_service.studies import StudyInfo, load_optuna_study
+from hpo_service.db import check_schema, get_engine, get_storage, is_transient, session_scope
+from hpo_service.models import StudyRecord
+from hpo_service.outcomes import TrainFn, TrialTeller, retry, trainer
+from hpo_service.studies import StudyInfo, get_study, load_optuna_study
 
 log = logging.getLogger(__name__)
 
@@ -41,57 +42,105 @@ class WorkerOptions:
     num_threads: int | None = None
     exit_when_idle: bool = False
     max_trials: int | None = None  # stop after this many trials (tests, benchmarks)
+    parent_pid: int | None = None  # stop gracefully if this parent process goes away
 
 
 @dataclass
 class _State:
     stopping: bool = False
+    idle_done: bool = False
     run_id: int | None = None
+    lost_run: int | None = None  # a run the reaper took from this worker
     trials_done: int = 0
-    last_reap: float = field(default=0.0)
+
+
+def _seeded(info: StudyInfo, ordinal: int) -> StudyInfo:
+    """The study with its sampler seed offset by the worker's first claim ordinal: one worker gets
+    the spec's seed exactly, several workers get distinct streams (same seeds = same samples)."""
+    seed = info.spec.sampler.seed
+    if seed is None or ordinal == 0:
+        return info
+    sampler = info.spec.sampler.model_copy(update={"seed": seed + ordinal})
+    return info.model_copy(update={"spec": info.spec.model_copy(update={"sampler": sampler})})
 
 
 class Worker:
-    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+    def __init__(
+        self, settings: Settings, options: WorkerOptions, train_fn: TrainFn | None = None
+    ) -> None:
         self.settings = settings
         self.options = options
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        host = socket.gethostname()
+        self.id = f"{host[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.engine = get_engine(settings)
         self.storage = get_storage(settings)
+        self._teller = TrialTeller(
+            self.storage,
+            train_fn or trainer(settings, options.device, options.num_threads),
+            self._should_stop_trial,
+            self._run_lost,
+        )
         self.state = _State()
-        self._studies: dict[str, optuna.Study] = {}
-        self._beat_stop = threading.Event()
+        self._studies: dict[int, optuna.Study] = {}
+        self._threads_stop = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Work until stopped (or idle with ``exit_when_idle``); returns trials finished."""
         check_schema(self.settings)
+        if self.options.study:
+            get_study(self.engine, self.options.study)  # StudyNotFound: a clear error, exit 2
         self._install_signal_handlers()
-        with_retry(self._register)
-        beat = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
-        beat.start()
+        retry(self._register)
+        threads = [
+            threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True),
+            threading.Thread(target=self._reap_loop, name="reaper", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            while not self.state.stopping and not self._reached_max():
-                self._reap_if_due()
-                if with_retry(self._work_once):
-                    continue
-                if self.options.exit_when_idle and with_retry(self._nothing_left):
-                    break
-                self._sleep(self.settings.poll_interval_s)
+            self._loop()
         finally:
-            self._beat_stop.set()
-            with_retry(self._unregister)
+            self._threads_stop.set()
+            retry(self._unregister)
         return self.state.trials_done
 
-    def _reached_max(self) -> bool:
+    def _loop(self) -> None:
+        while not self._should_exit():
+            try:
+                if self._step():
+                    continue
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("worker %s: database unavailable (%s); waiting", self.id, error)
+            self._sleep(self.settings.poll_interval_s)
+
+    def _step(self) -> bool:
+        """Claim and run one trial; True if one ran. Notes when an idle worker may exit."""
+        if self._work_once():
+            return True
+        if self.options.exit_when_idle:
+            self.state.idle_done = retry(self._served_done)
+        return False
+
+    def _should_exit(self) -> bool:
         limit = self.options.max_trials
-        return limit is not None and self.state.trials_done >= limit
+        parent = self.options.parent_pid
+        if parent is not None and os.getppid() != parent:
+            log.warning("worker %s: parent process %d is gone, stopping", self.id, parent)
+            self.state.stopping = True
+        return (
+            self.state.stopping
+            or self.state.idle_done
+            or (limit is not None and self.state.trials_done >= limit)
+        )
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.state.stopping and time.monotonic() < deadline:
-            time.sleep(min(0.2, seconds))
+            time.sleep(min(0.1, seconds))
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -107,54 +156,54 @@ class Worker:
         log.warning("worker %s: stopping after the current epoch (signal %d)", self.id, signum)
         self.state.stopping = True
 
-    # --- registration and heartbeat ------------------------------------------------------------
+    def _run_lost(self) -> bool:
+        run_id = self.state.run_id
+        return run_id is not None and self.state.lost_run == run_id
+
+    def _should_stop_trial(self) -> bool:
+        """Polled by the trainer after each epoch."""
+        return self.state.stopping or self._run_lost()
+
+    # --- registry, heartbeat, reaper ------------------------------------------------------------
 
     def _register(self) -> None:
         with session_scope(self.engine) as session:
-            session.merge(
-                WorkerRecord(
-                    id=self.id,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    device=self.options.device,
-                    study_name=self.options.study,
-                    state="idle",
-                )
+            workers.register(
+                session,
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                self.options.device,
+                self.options.study,
             )
 
     def _unregister(self) -> None:
         with session_scope(self.engine) as session:
-            session.execute(
-                update(WorkerRecord)
-                .where(WorkerRecord.id == self.id)
-                .values(state="stopped", current_run_id=None, heartbeat_at=utcnow())
-            )
-
-    def _set_current(self, study: str | None, number: int | None) -> None:
-        values: dict[str, Any] = {
-            "state": "busy" if study else "idle",
-            "current_run_id": self.state.run_id,
-            "current_study": study,
-            "current_trial_number": number,
-            "trials_done": self.state.trials_done,
-        }
-        with session_scope(self.engine) as session:
-            session.execute(update(WorkerRecord).where(WorkerRecord.id == self.id).values(**values))
+            workers.unregister(session, self.id, self.state.trials_done)
 
     def _beat_loop(self) -> None:
-        while not self._beat_stop.wait(self.settings.heartbeat_interval_s):
+        """One attempt per period, never retried in place: a late beat is absorbed by the grace
+        period, a blocked one would not be."""
+        while not self._threads_stop.wait(self.settings.heartbeat_interval_s):
+            run_id = self.state.run_id
             try:
                 with session_scope(self.engine) as session:
-                    runs.beat(session, self.id, self.state.run_id)
-            except Exception as error:  # the next beat retries; the grace period absorbs gaps
+                    workers.beat(session, self.id)
+                    owned = runs.beat(session, self.id, run_id)
+            except Exception as error:
                 log.warning("heartbeat failed: %s", error)
+                continue
+            if not owned and run_id == self.state.run_id:
+                log.warning("worker %s: run %s was reaped; abandoning it", self.id, run_id)
+                self.state.lost_run = run_id
 
-    def _reap_if_due(self) -> None:
-        now = time.monotonic()
-        if now - self.state.last_reap < self.settings.heartbeat_interval_s:
-            return
-        self.state.last_reap = now
-        with_retry(lambda: runs.reap(self.engine, self.storage, self.settings.stale_after_s))
+    def _reap_loop(self) -> None:
+        period = max(self.settings.heartbeat_interval_s, self.settings.stale_after_s / 4)
+        while not self._threads_stop.wait(period):
+            try:
+                runs.reap(self.engine, self.storage, self.settings.stale_after_s)
+            except Exception as error:
+                log.warning("reaper failed: %s", error)
 
     # --- work -----------------------------------------------------------------------------------
 
@@ -163,105 +212,83 @@ class Worker:
         if self.options.study:
             query = query.where(StudyRecord.name == self.options.study)
         with session_scope(self.engine) as session:
-            return [
-                StudyInfo.from_record(r) for r in session.scalars(query.order_by(StudyRecord.id))
-            ]
+            records = session.scalars(query.order_by(StudyRecord.id))
+            return [StudyInfo.from_record(r) for r in records]
 
     def _work_once(self) -> bool:
         """Claim and run one trial of the first running study with budget; False if none."""
-        for info in self._candidates():
-            with session_scope(self.engine) as session:
-                run_id = runs.claim(session, info.id, self.id)
-            if run_id is not None:
-                self._run_claimed(info, run_id)
+        for info in retry(self._candidates):
+            claimed = retry(partial(self._claim, info))
+            if claimed is not None:
+                self._run_claimed(info, claimed)
                 return True
-            with session_scope(self.engine) as session:
-                runs.maybe_complete(session, info.id)
         return False
 
-    def _nothing_left(self) -> bool:
-        """True when no study this worker serves is still running (all done or stopped)."""
-        return not self._candidates()
-
-    def _study(self, info: StudyInfo) -> optuna.Study:
-        if info.name not in self._studies:
-            self._studies[info.name] = load_optuna_study(self.storage, info)
-        return self._studies[info.name]
-
-    def _run_claimed(self, info: StudyInfo, run_id: int) -> None:
-        self.state.run_id = run_id
-        study = self._study(info)
-        trial = with_retry(study.ask)
-        retries = int(trial.user_attrs.get("hpo_retries", 0))
+    def _claim(self, info: StudyInfo) -> runs.Claim | None:
         with session_scope(self.engine) as session:
-            runs.attach(session, run_id, trial, retries)
-        with_retry(lambda: self._set_current(info.name, trial.number))
-        status, reason = self._train_and_tell(info, study, trial)
-        self.state.run_id = None
-        self.state.trials_done += 1
-
-        def close() -> None:
+            claimed = runs.claim(session, info.id, self.id)
+        if claimed is None:
             with session_scope(self.engine) as session:
-                runs.record_params(session, run_id, trial.params)
-                runs.finish(session, run_id, status, reason)
                 runs.maybe_complete(session, info.id)
+        return claimed
 
-        with_retry(close)
-        with_retry(lambda: self._set_current(None, None))
+    def _served_done(self) -> bool:
+        """``exit_when_idle``: the named study is completed, stopped or gone; without a name, no
+        study is running or paused. A running study whose last trials run elsewhere keeps this
+        worker waiting (and its reaper recovers them if their worker dies)."""
+        with session_scope(self.engine) as session:
+            if self.options.study:
+                state = session.scalar(
+                    select(StudyRecord.state).where(StudyRecord.name == self.options.study)
+                )
+                return state in (None, "completed", "stopped")
+            active = session.scalar(
+                select(func.count())
+                .select_from(StudyRecord)
+                .where(StudyRecord.state.in_(("running", "paused")))
+            )
+            return not active
 
-    def _train_and_tell(
-        self, info: StudyInfo, study: optuna.Study, trial: optuna.Trial
-    ) -> tuple[str, str | None]:
-        options = RunOptions(device=self.options.device, num_threads=self.options.num_threads)
+    def _study(self, info: StudyInfo, ordinal: int) -> optuna.Study:
+        if info.id not in self._studies:
+            self._studies[info.id] = load_optuna_study(self.storage, _seeded(info, ordinal))
+        return self._studies[info.id]
+
+    def _run_claimed(self, info: StudyInfo, claimed: runs.Claim) -> None:
+        run_id = claimed.run_id
+        self.state.run_id = run_id
         try:
-            values = run_trial(
-                self.settings, info.spec, trial, options, lambda: self.state.stopping
+            study = self._study(info, claimed.ordinal)
+            trial = retry(study.ask)
+            retries = int(trial.user_attrs.get("hpo_retries", 0))
+            retry(lambda: self._attach(info, run_id, trial, retries))
+            status, reason = self._teller.run(info.spec, study, trial)
+            if status in ("complete", "pruned", "failed"):
+                self.state.trials_done += 1
+            retry(lambda: self._close(info, run_id, trial, status, reason))
+        finally:
+            self.state.run_id = None  # stop beating it: if it was left open, the reaper takes it
+
+    def _attach(self, info: StudyInfo, run_id: int, trial: optuna.Trial, retries: int) -> None:
+        with session_scope(self.engine) as session:
+            runs.attach(session, run_id, self.id, trial, retries)
+            workers.set_current(
+                session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
-        except optuna.TrialPruned as pruned:
-            self._tell(study, trial, TrialState.PRUNED)
-            return "pruned", str(pruned) or None
-        except TrialInterrupted as stop:
-            self._fail(study, trial, str(stop))
-            with_retry(
-                lambda: study.enqueue_trial(trial.params, user_attrs=self._retry_attrs(trial))
-            )
-            return "requeued", str(stop)
-        except TrialFailed as failed:
-            self._fail(study, trial, str(failed))
-            return "failed", str(failed)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            log.error("trial %d of %s failed:\n%s", trial.number, info.name, traceback.format_exc())
-            self._fail(study, trial, reason)
-            return "failed", reason
-        self._tell(study, trial, TrialState.COMPLETE, values)
-        return "complete", None
 
-    @staticmethod
-    def _retry_attrs(trial: optuna.Trial) -> dict[str, Any]:
-        return {
-            "hpo_retries": int(trial.user_attrs.get("hpo_retries", 0)),
-            "hpo_retry_of": trial.number,
-        }
-
-    def _fail(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-        with_retry(lambda: trial.set_user_attr("fail_reason", reason[:2000]))
-        self._tell(study, trial, TrialState.FAIL)
-
-    @staticmethod
-    def _tell(
-        study: optuna.Study,
+    def _close(
+        self,
+        info: StudyInfo,
+        run_id: int,
         trial: optuna.Trial,
-        state: TrialState,
-        values: list[float] | None = None,
+        status: str | None,
+        reason: str | None,
     ) -> None:
-        def tell() -> None:
-            try:
-                study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                log.warning("trial %d was already finished (reaped?)", trial.number)
-
-        with_retry(tell)
+        with session_scope(self.engine) as session:
+            if status is not None:
+                runs.finish(session, run_id, self.id, status, reason, trial.params)
+            runs.maybe_complete(session, info.id)
+            workers.set_current(session, self.id, None, None, None, self.state.trials_done)
 
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:

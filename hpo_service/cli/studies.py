@@ -182,14 +182,23 @@ def run(
 ) -> None:
     """Create the study if needed, run K local workers until its budget is spent, show progress,
     then print the best trial."""
-    from hpo_service.processes import exit_code, forward_signals, plan_devices, spawn_workers
+    from hpo_service.processes import (
+        DevicePlanError,
+        exit_code,
+        forward_signals,
+        plan_devices,
+        spawn_workers,
+    )
     from hpo_service.worker import WorkerOptions
 
     cfg = settings()
     db.check_schema(cfg)
+    try:
+        devices = plan_devices(device or cfg.device, workers, None)
+    except DevicePlanError as error:
+        raise typer.BadParameter(str(error), param_hint="--device") from None
     info = _ensure_running(cfg, file)
-    options = WorkerOptions(study=info.name, device=device or cfg.device, exit_when_idle=True)
-    children = spawn_workers(cfg, options, plan_devices(options.device, workers, None))
+    children = spawn_workers(cfg, WorkerOptions(study=info.name, exit_when_idle=True), devices)
     forward_signals(children)
     _watch(cfg, info, children)
     for child in children:
@@ -205,28 +214,36 @@ def run(
 
 def worker(
     study: Annotated[str | None, typer.Option(help="Only this study.")] = None,
-    processes: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes on this machine (default 1).")
+    ] = None,
     device: DeviceOpt = "",
-    per_gpu: Annotated[int | None, typer.Option(min=1, help="Processes per GPU (cuda).")] = None,
-    exit_when_idle: Annotated[bool, typer.Option(help="Exit once no served study runs.")] = False,
+    per_gpu: Annotated[
+        int | None, typer.Option(min=1, help="Processes per GPU (M x GPUs in all).")
+    ] = None,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit once the study's budget is met (all served studies).")
+    ] = False,
 ) -> None:
-    """Claim and train trials of running studies until stopped (SIGTERM: finish the epoch,
-    requeue the trial, exit 0; a second signal stops at once)."""
-    from hpo_service.processes import exit_code, forward_signals, plan_devices, spawn_workers
+    """Claim and train trials of running studies until stopped. SIGTERM/SIGINT: finish the
+    epoch, queue the trial again, exit 0; a second signal stops at once (the trial is recovered
+    by the reaper). Without --exit-when-idle an idle worker polls for new work."""
+    from hpo_service.processes import DevicePlanError, plan_devices, run_local
     from hpo_service.worker import WorkerOptions
 
     cfg = settings()
     db.check_schema(cfg)
-    options = WorkerOptions(study=study, device=device or cfg.device, exit_when_idle=exit_when_idle)
-    devices = plan_devices(options.device, processes, per_gpu)
+    if study:
+        get_study(db.get_engine(cfg), study)  # unknown study: one clear error, exit 2
+    try:
+        devices = plan_devices(device or cfg.device, processes, per_gpu)
+    except DevicePlanError as error:
+        raise typer.BadParameter(str(error), param_hint="--device/--per-gpu") from None
     err_console.print(
         f"starting {len(devices)} worker process(es) on {', '.join(sorted(set(devices)))}"
     )
-    children = spawn_workers(cfg, options, devices)
-    forward_signals(children)
-    for child in children:
-        child.join()
-    raise typer.Exit(exit_code(children))
+    options = WorkerOptions(study=study, exit_when_idle=exit_when_idle)
+    raise typer.Exit(run_local(cfg, options, devices))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,143 @@
+"""The worker registry (``hpo_workers``): who is working, where, on what, and whether it is alive.
+
+Rows are written by the workers themselves (register, current trial, heartbeat, stop) and read by
+the API and dashboard through :func:`list_workers`. A worker that dies without saying so keeps its
+row; it shows ``alive=False`` once its heartbeat is older than the grace period, and the reaper
+marks it ``lost``. This module knows nothing of Optuna.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, select, update
+
+from hpo_service.db import session_scope
+from hpo_service.models import WorkerRecord, utcnow
+
+ACTIVE_STATES = ("idle", "busy")
+
+
+class WorkerInfo(BaseModel):
+    """A frozen view of one worker row; ``alive`` is active with a recent heartbeat."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    host: str
+    pid: int
+    device: str
+    study_name: str | None  # the study it serves; None serves every running study
+    state: str  # idle | busy | stopped | lost
+    current_study: str | None
+    current_trial_number: int | None
+    current_run_id: int | None
+    trials_done: int
+    started_at: datetime
+    heartbeat_at: datetime
+    alive: bool
+
+
+def register(
+    session: Any, worker_id: str, host: str, pid: int, device: str, study: str | None
+) -> None:
+    session.merge(
+        WorkerRecord(
+            id=worker_id,
+            host=host[:255],
+            pid=pid,
+            device=device,
+            study_name=study,
+            state="idle",
+            trials_done=0,
+            started_at=utcnow(),
+            heartbeat_at=utcnow(),
+        )
+    )
+
+
+def set_current(
+    session: Any,
+    worker_id: str,
+    run_id: int | None,
+    study: str | None,
+    trial_number: int | None,
+    trials_done: int,
+) -> None:
+    """What the worker trains now (``study=None``: nothing, it is idle)."""
+    session.execute(
+        update(WorkerRecord)
+        .where(WorkerRecord.id == worker_id)
+        .values(
+            state="busy" if study else "idle",
+            current_run_id=run_id,
+            current_study=study,
+            current_trial_number=trial_number,
+            trials_done=trials_done,
+            heartbeat_at=utcnow(),
+        )
+    )
+
+
+def beat(session: Any, worker_id: str) -> None:
+    session.execute(
+        update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=utcnow())
+    )
+
+
+def unregister(session: Any, worker_id: str, trials_done: int) -> None:
+    session.execute(
+        update(WorkerRecord)
+        .where(WorkerRecord.id == worker_id)
+        .values(
+            state="stopped",
+            current_run_id=None,
+            current_study=None,
+            current_trial_number=None,
+            trials_done=trials_done,
+            heartbeat_at=utcnow(),
+        )
+    )
+
+
+def mark_lost(session: Any, stale_after_s: float) -> int:
+    """Active workers without a heartbeat for ``stale_after_s`` become ``lost``."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    changed = session.execute(
+        update(WorkerRecord)
+        .where(WorkerRecord.state.in_(ACTIVE_STATES), WorkerRecord.heartbeat_at < cutoff)
+        .values(state="lost", current_run_id=None)
+    )
+    return int(changed.rowcount or 0)
+
+
+def _info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
+    return WorkerInfo(
+        id=record.id,
+        host=record.host,
+        pid=record.pid,
+        device=record.device,
+        study_name=record.study_name,
+        state=record.state,
+        current_study=record.current_study,
+        current_trial_number=record.current_trial_number,
+        current_run_id=record.current_run_id,
+        trials_done=record.trials_done,
+        started_at=record.started_at,
+        heartbeat_at=record.heartbeat_at,
+        alive=record.state in ACTIVE_STATES and record.heartbeat_at >= cutoff,
+    )
+
+
+def list_workers(
+    engine: Engine, stale_after_s: float, *, active_only: bool = False
+) -> list[WorkerInfo]:
+    """Registered workers, most recently started first (``active_only``: idle or busy rows)."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    query = select(WorkerRecord).order_by(WorkerRecord.started_at.desc(), WorkerRecord.id)
+    if active_only:
+        query = query.where(WorkerRecord.state.in_(ACTIVE_STATES))
+    with session_scope(engine) as session:
+        return [_info(record, cutoff) for record in session.scalars(query)]
