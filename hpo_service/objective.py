@@ -17,19 +17,14 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
-from hpo_service.outcomes import retry
+from hpo_service.outcomes import TrialFailed, TrialInterrupted, retry
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 
-
-class TrialFailed(Exception):
-    """The trial ran but produced no usable result (e.g. the loss diverged)."""
-
-
-class TrialInterrupted(Exception):
-    """The worker was asked to stop; the trial should be queued again."""
+# The trainer contract's exceptions live in the worker's torch-free code; importable from here.
+__all__ = ["TrialFailed", "TrialInterrupted", "run_trial"]
 
 
 @dataclass(frozen=True)

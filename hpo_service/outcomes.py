@@ -31,8 +31,23 @@ _STATE_TO_STATUS = {
 }
 
 #: Trains one trial: (spec, trial, should_stop) -> objective values. It may raise
-#: ``optuna.TrialPruned``, ``objective.TrialFailed`` or ``objective.TrialInterrupted``.
+#: ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`.
 TrainFn = Callable[[StudySpec, optuna.Trial, Callable[[], bool]], list[float]]
+
+
+class TrialFailed(Exception):
+    """The trial ran but produced no usable result (e.g. the loss diverged)."""
+
+
+class TrialInterrupted(Exception):
+    """The worker was asked to stop; the trial should be queued again."""
+
+
+def transient(error: BaseException) -> bool:
+    """A database error worth waiting out, also when Optuna wrapped it."""
+    if isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__ is not None:
+        return is_transient(error.__cause__)
+    return is_transient(error)
 
 
 def retry(fn: Callable[[], T]) -> T:
@@ -43,9 +58,8 @@ def retry(fn: Callable[[], T]) -> T:
         try:
             return fn()
         except optuna.exceptions.StorageInternalError as error:
-            cause = error.__cause__
-            if cause is not None and is_transient(cause):
-                raise cause from error
+            if error.__cause__ is not None and transient(error):
+                raise error.__cause__ from error
             raise
 
     return with_retry(unwrapped)
@@ -144,11 +158,9 @@ class TrialTeller:
     def _on_error(
         self, study: optuna.Study, trial: optuna.Trial, error: Exception
     ) -> tuple[str | None, str | None]:
-        from hpo_service.objective import TrialFailed, TrialInterrupted
-
         if self.is_lost():
             return None, "reaped while running"
-        if isinstance(error, TrialInterrupted) or is_transient(error):
+        if isinstance(error, TrialInterrupted) or transient(error):
             # Not the trial's fault (a stop request, the database gone for too long): run it again.
             reason = str(error) if isinstance(error, TrialInterrupted) else f"database: {error}"
             return self.requeue(study, trial, reason), reason

@@ -10,14 +10,18 @@ CPU workers split the machine's cores so parallel trials do not oversubscribe to
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
+import sys
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import NoReturn
 
 from hpo_service.config import Settings
+from hpo_service.db import dispose_engines
 from hpo_service.worker import WorkerOptions, run_worker
 
 
@@ -94,9 +98,22 @@ def threads_per_process(processes: int, cpu_count: int | None = None) -> int:
     return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
 
 
+def exit_now(code: int) -> NoReturn:
+    """End a worker process without interpreter teardown, which with torch loaded costs 1-2 s of
+    CPU per process (seconds of wall time when a pool of workers stops together on a busy
+    machine). Everything a worker owns is already closed: its trial is told and its row says
+    stopped; logs and pooled connections are flushed and closed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    dispose_engines()
+    os._exit(code)
+
+
 def _child(settings: Settings, options: WorkerOptions) -> None:
     os.setpgrp()  # terminal signals reach only the parent, which forwards them once
     run_worker(settings, options)
+    exit_now(0)
 
 
 def spawn_workers(

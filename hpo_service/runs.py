@@ -25,7 +25,18 @@ from functools import partial
 from typing import Any
 
 import optuna
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
 from hpo_service.db import session_scope
 from hpo_service.models import StudyRecord, TrialRun, utcnow
@@ -211,12 +222,16 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
     return status
 
 
-_ORPHANS = text(
-    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
-    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
-    "WHERE t.state = 'RUNNING' AND t.datetime_start < :cutoff AND NOT EXISTS ("
-    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
-    "AND r.status = 'running')"
+_ORPHANS = (
+    text(
+        "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
+        "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
+        "WHERE t.state = 'RUNNING' AND t.datetime_start < :cutoff AND NOT EXISTS ("
+        "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
+        "AND r.status = 'running')"
+    )
+    .bindparams(bindparam("cutoff", type_=DateTime()))
+    .columns(trial_id=Integer, study_name=String, spec=JSON)
 )
 
 

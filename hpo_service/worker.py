@@ -21,15 +21,16 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from types import FrameType
+from typing import Any
 
 import optuna
 from sqlalchemy import func, select
 
 from hpo_service import runs, workers
 from hpo_service.config import Settings
-from hpo_service.db import check_schema, get_engine, get_storage, is_transient, session_scope
+from hpo_service.db import check_schema, get_engine, get_storage, session_scope
 from hpo_service.models import StudyRecord
-from hpo_service.outcomes import TrainFn, TrialTeller, retry, trainer
+from hpo_service.outcomes import TrainFn, TrialTeller, retry, trainer, transient
 from hpo_service.studies import StudyInfo, get_study, load_optuna_study
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Worker:
         check_schema(self.settings)
         if self.options.study:
             get_study(self.engine, self.options.study)  # StudyNotFound: a clear error, exit 2
-        self._install_signal_handlers()
+        previous = self._install_signal_handlers()
         retry(self._register)
         threads = [
             threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True),
@@ -103,6 +104,8 @@ class Worker:
             self._loop()
         finally:
             self._threads_stop.set()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             retry(self._unregister)
         return self.state.trials_done
 
@@ -112,7 +115,7 @@ class Worker:
                 if self._step():
                     continue
             except Exception as error:
-                if not is_transient(error):
+                if not transient(error):
                     raise
                 log.warning("worker %s: database unavailable (%s); waiting", self.id, error)
             self._sleep(self.settings.poll_interval_s)
@@ -127,26 +130,31 @@ class Worker:
 
     def _should_exit(self) -> bool:
         limit = self.options.max_trials
-        parent = self.options.parent_pid
-        if parent is not None and os.getppid() != parent:
-            log.warning("worker %s: parent process %d is gone, stopping", self.id, parent)
-            self.state.stopping = True
         return (
-            self.state.stopping
+            self._stop_requested()
             or self.state.idle_done
             or (limit is not None and self.state.trials_done >= limit)
         )
+
+    def _stop_requested(self) -> bool:
+        """A signal came, or the parent that supervises this worker is gone (an orphan would
+        otherwise train on unsupervised until its study ends)."""
+        parent = self.options.parent_pid
+        if not self.state.stopping and parent is not None and os.getppid() != parent:
+            log.warning("worker %s: parent process %d is gone, stopping", self.id, parent)
+            self.state.stopping = True
+        return self.state.stopping
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.state.stopping and time.monotonic() < deadline:
             time.sleep(min(0.1, seconds))
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """Returns the handlers replaced, to restore (a worker may run inside another program)."""
         if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
+            return {}
+        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.state.stopping:  # second signal: stop now, the reaper recovers the trial
@@ -162,7 +170,7 @@ class Worker:
 
     def _should_stop_trial(self) -> bool:
         """Polled by the trainer after each epoch."""
-        return self.state.stopping or self._run_lost()
+        return self._stop_requested() or self._run_lost()
 
     # --- registry, heartbeat, reaper ------------------------------------------------------------
 
@@ -251,7 +259,8 @@ class Worker:
 
     def _study(self, info: StudyInfo, ordinal: int) -> optuna.Study:
         if info.id not in self._studies:
-            self._studies[info.id] = load_optuna_study(self.storage, _seeded(info, ordinal))
+            seeded = _seeded(info, ordinal)
+            self._studies[info.id] = retry(lambda: load_optuna_study(self.storage, seeded))
         return self._studies[info.id]
 
     def _run_claimed(self, info: StudyInfo, claimed: runs.Claim) -> None:

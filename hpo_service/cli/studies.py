@@ -228,7 +228,7 @@ def worker(
     """Claim and train trials of running studies until stopped. SIGTERM/SIGINT: finish the
     epoch, queue the trial again, exit 0; a second signal stops at once (the trial is recovered
     by the reaper). Without --exit-when-idle an idle worker polls for new work."""
-    from hpo_service.processes import DevicePlanError, plan_devices, run_local
+    from hpo_service.processes import DevicePlanError, exit_now, plan_devices, run_local
     from hpo_service.worker import WorkerOptions
 
     cfg = settings()
@@ -243,7 +243,7 @@ def worker(
         f"starting {len(devices)} worker process(es) on {', '.join(sorted(set(devices)))}"
     )
     options = WorkerOptions(study=study, exit_when_idle=exit_when_idle)
-    raise typer.Exit(run_local(cfg, options, devices))
+    exit_now(run_local(cfg, options, devices))
 
 
 def register(app: typer.Typer) -> None:
