@@ -31,9 +31,12 @@ from tests.conftest import REPO_ROOT, env_for, make_settings
 from tests.test_runs import FAST, run_statuses, tiny_spec
 
 T = TypeVar("T")
+# A generous grace period where no worker dies: on a machine this busy a live worker's heartbeat
+# thread can go unscheduled for seconds, and a false "worker lost" would be a FAIL these tests
+# do not expect. The SIGKILL test, which needs the reaper, uses 3 s and tolerates false alarms.
 FAST_ENV = {
-    "HPO_HEARTBEAT_INTERVAL_S": str(FAST["heartbeat_interval_s"]),
-    "HPO_STALE_AFTER_S": str(FAST["stale_after_s"]),
+    "HPO_HEARTBEAT_INTERVAL_S": "0.5",
+    "HPO_STALE_AFTER_S": "30",
     "HPO_POLL_INTERVAL_S": "0.2",
     "HPO_LOG_LEVEL": "WARNING",
     "OMP_NUM_THREADS": "1",
@@ -49,12 +52,14 @@ class Workers:
         self.tmp_path = tmp_path
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, argv: list[str] | None = None, **env: str
+    ) -> subprocess.Popen[bytes]:
         command = argv or [sys.executable, "-m", "hpo_service", "worker", *args]
         log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             command,
-            env={**env_for(self.settings), **FAST_ENV},
+            env={**env_for(self.settings), **FAST_ENV, **env},
             cwd=REPO_ROOT if argv else self.tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,6 +139,11 @@ def registered(settings: Settings, count: int) -> Callable[[], bool]:
     return check
 
 
+def failures(done: list[FrozenTrial]) -> list[str]:
+    failed = [t for t in done if t.state == TrialState.FAIL]
+    return [f"#{t.number}: {t.user_attrs.get('fail_reason')}" for t in failed]
+
+
 def trials(settings: Settings, name: str) -> list[FrozenTrial]:
     storage = optuna.storages.RDBStorage(settings.database_url)  # uncached: what is stored now
     try:
@@ -176,7 +186,7 @@ def test_four_workers_finish_exactly_sixteen_trials(fast: Settings, workers: Wor
     start_when_registered(fast, "four", 4, workers)
     assert workers.wait(timeout=150) == [0, 0, 0, 0], workers.logs()
     done = trials(fast, "four")
-    assert Counter(t.state for t in done) == {TrialState.COMPLETE: 16}, workers.logs()
+    assert Counter(t.state for t in done) == {TrialState.COMPLETE: 16}, failures(done)
     assert sorted(t.number for t in done) == list(range(16))
     assert run_statuses(fast, info.id) == {"complete": 16}
     with session_scope(get_engine(fast)) as session:
@@ -192,22 +202,37 @@ def test_sigkilled_worker_trial_is_requeued_and_finished_by_another(
 ) -> None:
     info = create_study(fast, tiny_spec("kill", n_trials=4, max_epochs=12), start=False)
     for _ in range(2):
-        workers.start("--study", "kill", "--exit-when-idle")
+        workers.start("--study", "kill", "--exit-when-idle", HPO_STALE_AFTER_S="3")
     start_when_registered(fast, "kill", 2, workers)
     _, victim_id, victim_pid = wait_for(
         lambda: running_runs(fast, 1), 60, "a trial mid-training", workers
     )[0]
+    with session_scope(get_engine(fast)) as session:
+        victim_trial = session.scalar(
+            select(TrialRun.trial_number).where(
+                TrialRun.worker_id == victim_id, TrialRun.status == "running"
+            )
+        )
+    assert victim_trial is not None
     os.kill(victim_pid, signal.SIGKILL)
     codes = workers.wait(timeout=120)
     assert sorted(codes) == [-signal.SIGKILL, 0], workers.logs()
     done = trials(fast, "kill")
-    crashed = [t for t in done if t.state == TrialState.FAIL]
-    assert len(crashed) == 1 and crashed[0].user_attrs["fail_reason"].startswith("worker lost")
-    retried = [t for t in done if t.user_attrs.get("hpo_retry_of") == crashed[0].number]
+    by_number = {t.number: t for t in done}
+    crashed = by_number[victim_trial]
+    assert crashed.state == TrialState.FAIL, failures(done)
+    assert crashed.user_attrs["fail_reason"].startswith("worker lost")
+    retried = [t for t in done if t.user_attrs.get("hpo_retry_of") == crashed.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].params == crashed[0].params and retried[0].user_attrs["hpo_retries"] == 1
-    assert Counter(t.state for t in done) == {TrialState.COMPLETE: 4, TrialState.FAIL: 1}
-    assert run_statuses(fast, info.id) == {"complete": 4, "requeued": 1}
+    assert retried[0].params == crashed.params and retried[0].user_attrs["hpo_retries"] == 1
+    # Exact: 4 complete, and each failure is a lost attempt whose copy ran (on a busy machine a
+    # live worker's heartbeat can also lapse; such a false alarm must keep the counts exact).
+    states = Counter(t.state for t in done)
+    assert states[TrialState.COMPLETE] == 4
+    assert set(states) <= {TrialState.COMPLETE, TrialState.FAIL}
+    assert run_statuses(fast, info.id) == {"complete": 4, "requeued": states[TrialState.FAIL]}
+    copies = {t.user_attrs.get("hpo_retry_of") for t in done}
+    assert all(t.number in copies for t in done if t.state == TrialState.FAIL), failures(done)
     with session_scope(get_engine(fast)) as session:
         retry_run = session.scalar(
             select(TrialRun).where(TrialRun.optuna_trial_id == retried[0]._trial_id)
@@ -244,7 +269,7 @@ def test_postgres_connections_terminated_mid_study_lose_no_trial(
     assert workers.wait(timeout=30) == [0, 0], workers.logs()
     assert rounds_mid_study >= 2 and terminated >= 4, (rounds_mid_study, terminated)
     done = trials(fast, "pgkill")
-    assert Counter(t.state for t in done) == {TrialState.COMPLETE: 10}, workers.logs()
+    assert Counter(t.state for t in done) == {TrialState.COMPLETE: 10}, failures(done)
     assert run_statuses(fast, info.id) == {"complete": 10}
     assert study_state(fast, "pgkill") == "completed"
 
