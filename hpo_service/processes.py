@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -130,7 +131,7 @@ def spawn_workers(
     return children
 
 
-def forward_signals(children: list[BaseProcess]) -> None:
+def forward_signals(children: Sequence[BaseProcess]) -> None:
     """SIGTERM/SIGINT to the parent reach every child once; a second one stops them at once."""
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -142,7 +143,7 @@ def forward_signals(children: list[BaseProcess]) -> None:
     signal.signal(signal.SIGINT, forward)
 
 
-def exit_code(children: list[BaseProcess]) -> int:
+def exit_code(children: Sequence[BaseProcess]) -> int:
     """0 when every child exited 0 (a graceful stop included), else 1."""
     return 0 if all(child.exitcode == 0 for child in children) else 1
 
