@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import optuna
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo_service.config import Settings
@@ -43,11 +44,26 @@ class TrialInterrupted(Exception):
     """The worker was asked to stop; the trial should be queued again."""
 
 
+def _transient_cause(error: BaseException) -> BaseException | None:
+    """The first transient database error in ``error``'s chain. Optuna wraps them in
+    ``StorageInternalError``, sometimes after a second error they caused (SQLAlchemy's
+    ``PendingRollbackError`` when Optuna retries inside the broken session)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if is_transient(current):
+            return current
+        pending += [current.__cause__, current.__context__]
+    return None
+
+
 def transient(error: BaseException) -> bool:
     """A database error worth waiting out, also when Optuna wrapped it."""
-    if isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__ is not None:
-        return is_transient(error.__cause__)
-    return is_transient(error)
+    return _transient_cause(error) is not None
 
 
 def retry(fn: Callable[[], T]) -> T:
@@ -58,8 +74,9 @@ def retry(fn: Callable[[], T]) -> T:
         try:
             return fn()
         except optuna.exceptions.StorageInternalError as error:
-            if error.__cause__ is not None and transient(error):
-                raise error.__cause__ from error
+            cause = _transient_cause(error)
+            if cause is not None:
+                raise cause from error
             raise
 
     return with_retry(unwrapped)
@@ -101,6 +118,32 @@ def retry_attrs(frozen: FrozenTrial, count_retry: bool) -> dict[str, Any]:
     return {"hpo_retries": retries, "hpo_retry_of": frozen.number}
 
 
+def ask(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()`` in two steps, each retried on its own. Retrying all of ``ask`` after its
+    trial row was written (a connection dropped while the trial object loads) would create a
+    second trial and leave the first RUNNING with nobody training it. Mirrors Optuna 5's ``ask``
+    (private members: the project pins optuna < 6, and the worker tests exercise this path)."""
+    study._thread_local.cached_all_trials = None
+
+    def pop_or_create() -> int:
+        trial_id = study._pop_waiting_trial_id()
+        return study._storage.create_new_trial(study._study_id) if trial_id is None else trial_id
+
+    trial_id = retry(pop_or_create)
+    return retry(lambda: optuna.Trial(study, trial_id))
+
+
+def _fail(storage: optuna.storages.BaseStorage, trial_id: int, reason: str, requeue: bool) -> bool:
+    """Mark a crashed trial FAIL; False when its worker finished it first."""
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial_id, "hpo_requeued", requeue)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
 def fail_and_requeue(
     storage: optuna.storages.BaseStorage,
     study_name: str,
@@ -110,23 +153,20 @@ def fail_and_requeue(
 ) -> str:
     """The reaper's side: fail a crashed trial and queue its parameters again, at most
     ``max_retries`` times. Returns the status its run takes: 'requeued', 'failed' (retries used
-    up, or nothing to repeat), or what its worker told Optuna after all."""
-    frozen = storage.get_trial(trial_id)
+    up, or nothing to repeat), or what its worker told Optuna after all. Each step is retried on
+    its own, so a dropped connection cannot make it skip the queueing."""
+    frozen = retry(lambda: storage.get_trial(trial_id))
     if frozen.state.is_finished():
         return finished_status(frozen)
     attrs = retry_attrs(frozen, count_retry=True)
     params = trial_params(frozen)
     requeue = bool(params) and attrs["hpo_retries"] <= spec.budget.max_retries
-    try:  # its worker may still tell it (then it is not ours to fail or to queue again)
-        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-        storage.set_trial_user_attr(trial_id, "hpo_requeued", requeue)
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return finished_status(storage.get_trial(trial_id))
+    if not retry(lambda: _fail(storage, trial_id, reason, requeue)):
+        return finished_status(retry(lambda: storage.get_trial(trial_id)))
     if not requeue:
         return "failed"
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    study.enqueue_trial(params, user_attrs=attrs)
+    study = retry(lambda: optuna.load_study(study_name=study_name, storage=storage))
+    retry(lambda: study.enqueue_trial(params, user_attrs=attrs))
     return "requeued"
 
 
@@ -180,6 +220,7 @@ class TrialTeller:
         status, ours = self.tell(study, trial, TrialState.FAIL)
         if not ours:
             return status
+        status = "requeued"
         frozen = retry(lambda: self.storage.get_trial(trial._trial_id))
         params, attrs = trial_params(frozen), retry_attrs(frozen, count_retry=False)
         retry(lambda: study.enqueue_trial(params, user_attrs=attrs))
@@ -193,11 +234,16 @@ class TrialTeller:
         values: list[float] | None = None,
     ) -> tuple[str, bool]:
         """Tell Optuna (``state=None`` with values: COMPLETE, or FAIL if a value is not finite);
-        returns the run status its final state means, and whether this call finished it."""
+        returns the run status its final state means, and whether this call finished it.
 
-        def tell() -> tuple[FrozenTrial | None, bool]:
+        ``_tell_with_warning`` is what ``study.optimize`` calls: unlike ``study.tell`` it does not
+        read the whole trial back afterwards, a few round trips saved on every trial.
+        """
+
+        def tell() -> tuple[TrialState | None, bool]:
             try:
-                return study.tell(trial, values, state=state), True
+                told, _, _ = _tell_with_warning(study, trial, values, state, suppress_warning=True)
+                return told, True
             except optuna.exceptions.UpdateFinishedTrialError:  # finished between check and write
                 return None, False
             except ValueError:  # "Cannot tell a FAIL trial": finished before the check
@@ -205,7 +251,7 @@ class TrialTeller:
                     return None, False
                 raise
 
-        frozen, ours = retry(tell)
-        if frozen is None:
-            frozen = retry(lambda: self.storage.get_trial(trial._trial_id))
-        return finished_status(frozen), ours
+        told, ours = retry(tell)
+        if told is not None:
+            return status_for_state(told), ours
+        return finished_status(retry(lambda: self.storage.get_trial(trial._trial_id))), ours

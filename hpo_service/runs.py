@@ -21,7 +21,6 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import optuna
@@ -33,6 +32,7 @@ from sqlalchemy import (
     String,
     bindparam,
     func,
+    insert,
     select,
     text,
     update,
@@ -40,7 +40,7 @@ from sqlalchemy import (
 
 from hpo_service.db import session_scope
 from hpo_service.models import StudyRecord, TrialRun, utcnow
-from hpo_service.outcomes import fail_and_requeue, retry
+from hpo_service.outcomes import fail_and_requeue
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.workers import mark_lost
 
@@ -64,17 +64,15 @@ def status_counts(session: Any, study_id: int) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def _deadline_passed(record: StudyRecord, spec: StudySpec, now: datetime) -> bool:
+def _deadline_passed(started_at: datetime | None, spec: StudySpec, now: datetime) -> bool:
     timeout = spec.budget.timeout_s
-    return bool(
-        timeout and record.started_at and now > record.started_at + timedelta(seconds=timeout)
-    )
+    return bool(timeout and started_at and now > started_at + timedelta(seconds=timeout))
 
 
-def _budget_spent(record: StudyRecord, spec: StudySpec, counts: dict[str, int]) -> bool:
+def _budget_spent(n_trials: int, spec: StudySpec, counts: dict[str, int]) -> bool:
     used = sum(counts.get(s, 0) for s in counted_statuses(spec))
     # Failures that do not count still cap the study, so a broken dataset cannot loop forever.
-    return used >= record.n_trials or counts.get("failed", 0) >= record.n_trials
+    return used >= n_trials or counts.get("failed", 0) >= n_trials
 
 
 @dataclass(frozen=True)
@@ -86,31 +84,41 @@ class Claim:
     ordinal: int
 
 
-def claim(session: Any, study_id: int, worker_id: str) -> Claim | None:
+def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec) -> Claim | None:
     """Take one unit of a running study's budget; None when there is none left.
 
-    Call inside ``session_scope``: the touch-update below holds the lock until that commits, and
-    it must be the transaction's first statement (on SQLite it takes the write lock).
+    Call inside ``session_scope``: the touch-update holds the study's lock until that commits
+    (on SQLite, a write must come first in the transaction, so it takes the write lock before
+    anything is read). ``spec`` is the study's stored spec (fixed at creation); ``n_trials``,
+    state and start time are read under the lock. Three statements, no ORM objects: this runs
+    once per trial with every other worker waiting on the same lock.
     """
     now = utcnow()
-    touched = session.execute(
+    row = session.execute(
         update(StudyRecord)
         .where(StudyRecord.id == study_id, StudyRecord.state == "running")
         .values(updated_at=now)
-    )
-    if touched.rowcount == 0:
+        .returning(StudyRecord.n_trials, StudyRecord.started_at)
+    ).first()
+    if row is None:
         return None
-    record = session.get(StudyRecord, study_id)
-    spec = parse_spec(record.spec)
+    n_trials, started_at = row
     counts = status_counts(session, study_id)
-    if _budget_spent(record, spec, counts) or _deadline_passed(record, spec, now):
+    if _budget_spent(n_trials, spec, counts) or _deadline_passed(started_at, spec, now):
         return None
-    run = TrialRun(
-        study_id=study_id, worker_id=worker_id, status="running", started_at=now, heartbeat_at=now
+    run_id = session.scalar(
+        insert(TrialRun)
+        .values(
+            study_id=study_id,
+            worker_id=worker_id,
+            status="running",
+            retries=0,
+            started_at=now,
+            heartbeat_at=now,
+        )
+        .returning(TrialRun.id)
     )
-    session.add(run)
-    session.flush()
-    return Claim(int(run.id), sum(counts.values()))
+    return Claim(int(run_id), sum(counts.values()))
 
 
 def attach(session: Any, run_id: int, worker_id: str, trial: optuna.Trial, retries: int) -> None:
@@ -160,7 +168,8 @@ def maybe_complete(session: Any, study_id: int) -> bool:
     counts = status_counts(session, study_id)
     if counts.get("running", 0):
         return False
-    if not (_budget_spent(record, spec, counts) or _deadline_passed(record, spec, utcnow())):
+    spent = _budget_spent(record.n_trials, spec, counts)
+    if not (spent or _deadline_passed(record.started_at, spec, utcnow())):
         return False
     now = utcnow()
     changed = session.execute(
@@ -215,7 +224,7 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
     reason = f"worker lost: no heartbeat for {stale_after_s:g}s"
     status = "crashed"  # died before its trial was recorded: nothing to repeat, budget freed
     if trial_id is not None:
-        status = retry(lambda: fail_and_requeue(storage, study_name, trial_id, reason, spec))
+        status = fail_and_requeue(storage, study_name, trial_id, reason, spec)
     with session_scope(engine) as session:
         finish(session, run_id, owner, status, reason)
     log.warning("reaped run %d of %s: %s", run_id, study_name, status)
@@ -244,8 +253,7 @@ def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list
     outcomes = []
     for trial_id, study_name, spec in rows:
         reason = "orphaned: no worker holds this trial"
-        recover = partial(fail_and_requeue, storage, study_name, trial_id, reason, parse_spec(spec))
-        outcome = retry(recover)
+        outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
         log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
         outcomes.append(outcome)
     return outcomes

@@ -30,7 +30,7 @@ from hpo_service import runs, workers
 from hpo_service.config import Settings
 from hpo_service.db import check_schema, get_engine, get_storage, session_scope
 from hpo_service.models import StudyRecord
-from hpo_service.outcomes import TrainFn, TrialTeller, retry, trainer, transient
+from hpo_service.outcomes import TrainFn, TrialTeller, ask, retry, trainer, transient
 from hpo_service.studies import StudyInfo, get_study, load_optuna_study
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,21 @@ class WorkerOptions:
     parent_pid: int | None = None  # stop gracefully if this parent process goes away
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A told trial whose run is not closed yet: that happens in the next claim's transaction."""
+
+    run_id: int
+    outcome: tuple[str, str | None, dict[str, Any]]  # status, reason, params
+
+
 @dataclass
 class _State:
     stopping: bool = False
     idle_done: bool = False
     run_id: int | None = None
     lost_run: int | None = None  # a run the reaper took from this worker
+    pending: _Pending | None = None
     trials_done: int = 0
 
 
@@ -83,6 +92,7 @@ class Worker:
         )
         self.state = _State()
         self._studies: dict[int, optuna.Study] = {}
+        self._last: StudyInfo | None = None
         self._threads_stop = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -106,6 +116,7 @@ class Worker:
             self._threads_stop.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            retry(self._close_pending)
             retry(self._unregister)
         return self.state.trials_done
 
@@ -224,21 +235,47 @@ class Worker:
             return [StudyInfo.from_record(r) for r in records]
 
     def _work_once(self) -> bool:
-        """Claim and run one trial of the first running study with budget; False if none."""
+        """Claim and run one trial; False if no study has budget. The study of the previous
+        trial is tried first without reading the studies table: a worker usually stays on one."""
+        last = self._last
+        if last is not None and self._try(last):
+            return True
+        self._last = None
         for info in retry(self._candidates):
-            claimed = retry(partial(self._claim, info))
-            if claimed is not None:
-                self._run_claimed(info, claimed)
+            if (last is None or info.id != last.id) and self._try(info):
                 return True
+        retry(self._close_pending)
         return False
 
-    def _claim(self, info: StudyInfo) -> runs.Claim | None:
-        with session_scope(self.engine) as session:
-            claimed = runs.claim(session, info.id, self.id)
+    def _try(self, info: StudyInfo) -> bool:
+        claimed = retry(partial(self._claim, info))
         if claimed is None:
-            with session_scope(self.engine) as session:
+            return False
+        self._last = info
+        self._run_claimed(info, claimed)
+        return True
+
+    def _claim(self, info: StudyInfo) -> runs.Claim | None:
+        """Close the previous trial's run and claim the next in one transaction: one write lock
+        per trial instead of two (on SQLite all workers queue for the same one)."""
+        pending = self.state.pending
+        with session_scope(self.engine) as session:
+            if pending is not None:
+                runs.finish(session, pending.run_id, self.id, *pending.outcome)
+            claimed = runs.claim(session, info.id, self.id, info.spec)
+            if claimed is None:
                 runs.maybe_complete(session, info.id)
+                workers.set_current(session, self.id, None, None, None, self.state.trials_done)
+        self.state.pending = None
         return claimed
+
+    def _close_pending(self) -> None:
+        pending = self.state.pending
+        with session_scope(self.engine) as session:
+            if pending is not None:
+                runs.finish(session, pending.run_id, self.id, *pending.outcome)
+            workers.set_current(session, self.id, None, None, None, self.state.trials_done)
+        self.state.pending = None
 
     def _served_done(self) -> bool:
         """``exit_when_idle``: the named study is completed, stopped or gone; without a name, no
@@ -268,13 +305,14 @@ class Worker:
         self.state.run_id = run_id
         try:
             study = self._study(info, claimed.ordinal)
-            trial = retry(study.ask)
+            trial = ask(study)  # never retried whole: see outcomes.ask
             retries = int(trial.user_attrs.get("hpo_retries", 0))
             retry(lambda: self._attach(info, run_id, trial, retries))
             status, reason = self._teller.run(info.spec, study, trial)
             if status in ("complete", "pruned", "failed"):
                 self.state.trials_done += 1
-            retry(lambda: self._close(info, run_id, trial, status, reason))
+            if status is not None:  # None: the reaper took the run and closes it
+                self.state.pending = _Pending(run_id, (status, reason, trial.params))
         finally:
             self.state.run_id = None  # stop beating it: if it was left open, the reaper takes it
 
@@ -284,20 +322,6 @@ class Worker:
             workers.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
-
-    def _close(
-        self,
-        info: StudyInfo,
-        run_id: int,
-        trial: optuna.Trial,
-        status: str | None,
-        reason: str | None,
-    ) -> None:
-        with session_scope(self.engine) as session:
-            if status is not None:
-                runs.finish(session, run_id, self.id, status, reason, trial.params)
-            runs.maybe_complete(session, info.id)
-            workers.set_current(session, self.id, None, None, None, self.state.trials_done)
 
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:

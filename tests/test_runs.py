@@ -19,12 +19,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError, PendingRollbackError
 
 from hpo_service import runs
 from hpo_service.config import Settings
 from hpo_service.db import get_engine, get_storage, migrate, session_scope
 from hpo_service.models import StudyRecord, WorkerRecord, utcnow
-from hpo_service.outcomes import TrialFailed
+from hpo_service.outcomes import TrialFailed, retry, transient
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.studies import StudyInfo, create_study, load_optuna_study
@@ -123,9 +124,9 @@ def test_eight_racing_worker_processes_spend_the_budget_exactly(fast: Settings) 
 # --- claims -------------------------------------------------------------------------------------
 
 
-def _claim(settings: Settings, study_id: int, worker: str = "w") -> runs.Claim | None:
+def _claim(settings: Settings, info: StudyInfo, worker: str = "w") -> runs.Claim | None:
     with session_scope(get_engine(settings)) as session:
-        return runs.claim(session, study_id, worker)
+        return runs.claim(session, info.id, worker, info.spec)
 
 
 def _finish(settings: Settings, run_id: int, status: str, worker: str = "w") -> bool:
@@ -135,28 +136,28 @@ def _finish(settings: Settings, run_id: int, status: str, worker: str = "w") -> 
 
 def test_claims_stop_at_budget_and_failures_count_per_spec(migrated: Settings) -> None:
     info = create_study(migrated, tiny_spec("b", n_trials=3), start=True)
-    claims = [_claim(migrated, info.id) for _ in range(3)]
+    claims = [_claim(migrated, info) for _ in range(3)]
     assert [c.ordinal for c in claims if c] == [0, 1, 2]
-    assert _claim(migrated, info.id) is None
+    assert _claim(migrated, info) is None
     assert _finish(migrated, claims[0].run_id, "failed")  # type: ignore[union-attr]
     assert _finish(migrated, claims[1].run_id, "requeued")  # type: ignore[union-attr]
     # Neither a failure (count_failed: false) nor a requeued attempt uses up budget.
-    assert _claim(migrated, info.id) is not None and _claim(migrated, info.id) is not None
-    assert _claim(migrated, info.id) is None
+    assert _claim(migrated, info) is not None and _claim(migrated, info) is not None
+    assert _claim(migrated, info) is None
 
     counted = create_study(migrated, tiny_spec("c", n_trials=2, count_failed=True), start=True)
-    first = _claim(migrated, counted.id)
+    first = _claim(migrated, counted)
     assert first is not None and _finish(migrated, first.run_id, "failed")
-    assert _claim(migrated, counted.id) is not None
-    assert _claim(migrated, counted.id) is None
+    assert _claim(migrated, counted) is not None
+    assert _claim(migrated, counted) is None
 
 
 def test_failures_that_do_not_count_still_cap_the_study(migrated: Settings) -> None:
     info = create_study(migrated, tiny_spec("cap", n_trials=2), start=True)
     for _ in range(2):
-        claimed = _claim(migrated, info.id)
+        claimed = _claim(migrated, info)
         assert claimed is not None and _finish(migrated, claimed.run_id, "failed")
-    assert _claim(migrated, info.id) is None
+    assert _claim(migrated, info) is None
     with session_scope(get_engine(migrated)) as session:
         assert runs.maybe_complete(session, info.id)
     assert study_state(migrated, info.id) == "completed"
@@ -164,7 +165,7 @@ def test_failures_that_do_not_count_still_cap_the_study(migrated: Settings) -> N
 
 def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Settings) -> None:
     info = create_study(migrated, tiny_spec("t", n_trials=100, timeout_s=60), start=True)
-    running = _claim(migrated, info.id)
+    running = _claim(migrated, info)
     assert running is not None
     with session_scope(get_engine(migrated)) as session:
         session.execute(
@@ -172,7 +173,7 @@ def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Setting
             .where(StudyRecord.id == info.id)
             .values(started_at=utcnow() - timedelta(seconds=61))
         )
-    assert _claim(migrated, info.id) is None
+    assert _claim(migrated, info) is None
     with session_scope(get_engine(migrated)) as session:
         assert not runs.maybe_complete(session, info.id)  # a trial still runs
     _finish(migrated, running.run_id, "complete")
@@ -182,7 +183,7 @@ def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Setting
 
 def test_paused_study_gives_no_claims(migrated: Settings) -> None:
     info = create_study(migrated, tiny_spec("p"), start=False)
-    assert _claim(migrated, info.id) is None
+    assert _claim(migrated, info) is None
 
 
 def test_worker_respects_timeout_in_process(fast: Settings) -> None:
@@ -206,7 +207,7 @@ def test_worker_respects_timeout_in_process(fast: Settings) -> None:
 
 def _start_trial(settings: Settings, info: StudyInfo, worker: str = "w") -> tuple[int, int]:
     """What a worker does before training: claim, ask, suggest, attach. Returns (run, trial id)."""
-    claimed = _claim(settings, info.id, worker)
+    claimed = _claim(settings, info, worker)
     assert claimed is not None
     trial = load_optuna_study(get_storage(settings), info).ask()
     suggest_params(trial, info.spec.search_space)
@@ -319,3 +320,35 @@ def test_list_workers_flags_dead_ones_and_reaper_marks_them_lost(migrated: Setti
         states = dict(session.execute(select(WorkerRecord.id, WorkerRecord.state)).all())
     assert states == {"alive-1": "idle", "dead-2": "lost"}
     assert [w.id for w in list_workers(engine, 60, active_only=True)] == ["alive-1"]
+
+
+# --- retries through Optuna's wrapping -----------------------------------------------------------
+
+
+def _wrapped_disconnect() -> optuna.exceptions.StorageInternalError:
+    """What Optuna raises when a connection drops mid-read and it retries in the broken session:
+    StorageInternalError <- PendingRollbackError, whose context is the real disconnect."""
+    disconnect = OperationalError("SELECT 1", {}, Exception("terminating connection"))
+    pending = PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+    pending.__context__ = disconnect  # raised while handling it, as SQLAlchemy does
+    wrapped = optuna.exceptions.StorageInternalError("An exception is raised during the commit")
+    wrapped.__cause__ = pending
+    return wrapped
+
+
+def test_retry_sees_a_disconnect_through_optunas_wrapping() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _wrapped_disconnect()
+        return "ok"
+
+    assert transient(_wrapped_disconnect())
+    assert retry(flaky) == "ok" and len(calls) == 3
+    bad_data = optuna.exceptions.StorageInternalError("exceeding max length")
+    bad_data.__cause__ = ValueError("too long")
+    assert not transient(bad_data)
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        retry(lambda: (_ for _ in ()).throw(bad_data))

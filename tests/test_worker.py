@@ -248,7 +248,7 @@ def test_postgres_connections_terminated_mid_study_lose_no_trial(
 ) -> None:
     if not fast.database_url.startswith("postgresql"):
         pytest.skip("pg_terminate_backend is PostgreSQL's")
-    info = create_study(fast, tiny_spec("pgkill", n_trials=10, max_epochs=3), start=False)
+    info = create_study(fast, tiny_spec("pgkill", n_trials=10, max_epochs=4), start=False)
     for _ in range(2):
         workers.start("--study", "pgkill", "--exit-when-idle")
     start_when_registered(fast, "pgkill", 2, workers)
@@ -257,17 +257,20 @@ def test_postgres_connections_terminated_mid_study_lose_no_trial(
         "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
-    rounds_mid_study = terminated = 0
-    deadline = time.monotonic() + 150
-    while any(p.poll() is None for p in workers.procs) and time.monotonic() < deadline:
-        finished = sum(t.state.is_finished() for t in trials(fast, "pgkill"))
-        with admin.connect() as conn:
-            terminated += int(conn.execute(kill).scalar() or 0)
-        rounds_mid_study += 0 < finished < 10
-        time.sleep(0.7)
+    progress = text("SELECT COUNT(*) FROM hpo_trial_runs WHERE status <> 'running'")
+    rounds_mid_study = terminated = last = 0
+    last_kill, deadline = time.monotonic(), time.monotonic() + 150
+    with admin.connect() as conn:  # the one connection the kills spare
+        while any(p.poll() is None for p in workers.procs) and time.monotonic() < deadline:
+            finished = int(conn.execute(progress).scalar() or 0)
+            if finished != last or time.monotonic() - last_kill > 0.5:  # after every trial
+                terminated += int(conn.execute(kill).scalar() or 0)
+                rounds_mid_study += 0 < finished < 10
+                last, last_kill = finished, time.monotonic()
+            time.sleep(0.05)
     admin.dispose()
     assert workers.wait(timeout=30) == [0, 0], workers.logs()
-    assert rounds_mid_study >= 2 and terminated >= 4, (rounds_mid_study, terminated)
+    assert rounds_mid_study >= 5 and terminated >= 10, (rounds_mid_study, terminated)
     done = trials(fast, "pgkill")
     assert Counter(t.state for t in done) == {TrialState.COMPLETE: 10}, failures(done)
     assert run_statuses(fast, info.id) == {"complete": 10}
