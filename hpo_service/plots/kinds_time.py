@@ -119,7 +119,8 @@ def _bands(group: np.ndarray, steps: np.ndarray, values: np.ndarray, labels: lis
             continue
         x = uniq_steps[has].tolist()
         lo, med, hi = (q[i, sl][has] for i in range(3))
-        traces.append({"type": "scatter", "mode": "lines", "x": x + x[::-1],
+        traces.append({"type": "scatter", "mode": "lines", "name": f"{label} 25-75%",
+                       "x": x + x[::-1],
                        "y": nums(np.concatenate([hi, lo[::-1]]), 5), "fill": "toself",
                        "fillcolor": _rgba(color(g), 0.18), "line": {"width": 0},
                        "legendgroup": label, "showlegend": False, "hoverinfo": "skip"})
