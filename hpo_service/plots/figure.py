@@ -62,12 +62,12 @@ def base_layout(title: str, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def add_note(fig: Figure, text: str, **meta: Any) -> Figure:
-    """Put a visible note above the plot (e.g. "showing 500 of 10,000 trials")."""
+def add_note(fig: Figure, text: str, below: bool = False, **meta: Any) -> Figure:
+    """Put a visible note above (or below) the plot, e.g. "showing 500 of 10,000 trials"."""
     layout = fig["layout"]
     layout.setdefault("annotations", []).append({
-        "text": text, "xref": "paper", "yref": "paper", "x": 0, "y": 1.0,
-        "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+        "text": text, "xref": "paper", "yref": "paper", "x": 0, "y": -0.08 if below else 1.0,
+        "xanchor": "left", "yanchor": "top" if below else "bottom", "showarrow": False,
         "font": {"size": 12, "color": "#555"},
     })
     notes = layout.setdefault("meta", {}).setdefault("notes", [])

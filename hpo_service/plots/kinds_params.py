@@ -37,8 +37,8 @@ def load(req: Request, names: list[str] | None = None) -> tuple[data.Objective, 
 
 
 def colorscale(obj: data.Objective) -> dict[str, Any]:
-    """Darker is better, whatever the direction."""
-    return {"colorscale": "Blues", "reversescale": obj.minimize}
+    """Darker is better, whatever the direction (plotly.js "Blues" runs dark to light)."""
+    return {"colorscale": "Blues", "reversescale": not obj.minimize}
 
 
 def param_importances(req: Request) -> Figure:
@@ -98,7 +98,7 @@ def parallel_coordinate(req: Request) -> Figure:
     fig = {"data": [trace], "layout": base_layout(title, margin={"t": 90, "l": 80, "r": 80})}
     if pick.size < len(obj):
         add_note(fig, f"{shown_note(pick.size, len(obj))}: the best {TOP_LINES} "
-                      "and a random sample", shown=int(pick.size), total=len(obj))
+                      "and a random sample", below=True, shown=int(pick.size), total=len(obj))
     return fig
 
 

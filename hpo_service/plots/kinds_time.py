@@ -88,8 +88,8 @@ def intermediate_values(req: Request) -> Figure:
     last = _last_values(row, steps, values, trials.size)
     loss = last if req.study.directions[0] == "minimize" else -last
     picked = sample_indices(loss, MAX_CURVES, TOP_CURVES)
-    traces = _bands(group_of_trial[row], steps, values, labels)
-    traces += _curves(row, steps, values, picked, group_of_trial, labels)
+    traces = _curves(row, steps, values, picked, group_of_trial, labels)
+    traces += _bands(group_of_trial[row], steps, values, labels)  # drawn on top
     layout = base_layout(title, xaxis={"title": {"text": "step (epoch)"}},
                          yaxis={"title": {"text": "intermediate value"}})
     fig = {"data": traces, "layout": layout}
