@@ -284,6 +284,7 @@ def test_pareto_front(db: Studies) -> None:
     ("single", "history", {"objective": "x"}, 422),
     ("single", "history", {"bogus": "1"}, 422),
     ("multi", "pareto_front", {"x": "5"}, 422),
+    ("multi", "pareto_front", {"x": "0", "y": "0"}, 422),
     ("multi", "optimizer_comparison", {"objective": "2"}, 422),
 ])
 def test_errors(db: Studies, study: str, kind: str, params: Any, status: int) -> None:

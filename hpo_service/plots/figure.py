@@ -65,11 +65,17 @@ def base_layout(title: str, **extra: Any) -> dict[str, Any]:
 def add_note(fig: Figure, text: str, below: bool = False, **meta: Any) -> Figure:
     """Put a visible note above (or below) the plot, e.g. "showing 500 of 10,000 trials"."""
     layout = fig["layout"]
-    layout.setdefault("annotations", []).append({
-        "text": text, "xref": "paper", "yref": "paper", "x": 0, "y": -0.08 if below else 1.0,
-        "xanchor": "left", "yanchor": "top" if below else "bottom", "showarrow": False,
-        "font": {"size": 12, "color": "#555"},
-    })
+    annotations = layout.setdefault("annotations", [])
+    existing = [a for a in annotations if a.get("name") == "note"]
+    if existing:  # one note line per figure: a second note joins the first
+        existing[0]["text"] += "<br>" + text
+    else:
+        annotations.append({
+            "name": "note", "text": text, "xref": "paper", "yref": "paper", "x": 0,
+            "y": -0.08 if below else 1.0, "xanchor": "left",
+            "yanchor": "top" if below else "bottom", "showarrow": False,
+            "font": {"size": 12, "color": "#555"},
+        })
     notes = layout.setdefault("meta", {}).setdefault("notes", [])
     notes.append(text)
     layout["meta"].update(meta)
