@@ -354,3 +354,17 @@ def test_figure_html_is_standalone(db: Studies) -> None:
     assert "alert(1)</script>" not in page
     assert "<script src" not in page and "src=\"http" not in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js inlined
+
+
+def test_figure_cache_follows_new_trials(db: Studies) -> None:
+    study = optuna.create_study(storage=db.url, study_name=db.name("cache"),
+                                sampler=optuna.samplers.RandomSampler(seed=4))
+    study.optimize(objective, n_trials=3)
+    first = db.fig(study, "history")
+    again = db.fig(study, "history")
+    assert again == first and again is not first  # a copy: safe for callers to modify
+    again["data"].clear()
+    assert db.fig(study, "history") == first
+    study.optimize(objective, n_trials=2)
+    assert db.fig(study, "history")["data"][0]["x"] == [t.number for t in _complete(study)]
+    assert len(_complete(study)) == 4  # trial 4 is pruned
