@@ -250,6 +250,12 @@ class TrialTeller:
                 if self.storage.get_trial(trial._trial_id).state.is_finished():
                     return None, False
                 raise
+            except RuntimeError as error:
+                # GridSampler calls study.stop() once the grid is covered, which only works
+                # inside optimize(); the trial's state is already stored by then.
+                if "Study.stop" not in str(error):
+                    raise
+                return None, True
 
         told, ours = retry(tell)
         if told is not None:
