@@ -202,6 +202,38 @@ def test_worker_respects_timeout_in_process(fast: Settings) -> None:
     assert trial_states(fast, "slow") == Counter(COMPLETE=done)
 
 
+def test_grid_search_covers_the_grid_once_and_completes(fast: Settings) -> None:
+    spec = parse_spec(
+        {
+            "name": "grid",
+            "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
+            "search_space": {
+                "optimizer": ["adam", "sgd"],
+                "batch_size": [32, 64],
+                "learning_rate": 0.01,
+                "hidden_units": 8,
+            },
+            "budget": {"n_trials": 10},
+            "sampler": {"type": "grid", "seed": 0},
+            "pruner": "none",
+        }
+    )
+    info = create_study(fast, spec, start=True)
+
+    def train(spec: StudySpec, trial: optuna.Trial, _stop: Callable[[], bool]) -> list[float]:
+        return [float(suggest_params(trial, spec.search_space)["batch_size"])]
+
+    assert Worker(fast, WorkerOptions(study="grid", exit_when_idle=True), train).run() == 4
+    done = _trials(fast, "grid")
+    assert {(t.params["optimizer"], t.params["batch_size"]) for t in done} == {
+        ("adam", 32),
+        ("adam", 64),
+        ("sgd", 32),
+        ("sgd", 64),
+    }
+    assert study_state(fast, info.id) == "completed"
+
+
 # --- the reaper ---------------------------------------------------------------------------------
 
 

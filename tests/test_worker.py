@@ -121,6 +121,20 @@ def workers(fast: Settings, tmp_path: Path) -> Iterator[Workers]:
     started.kill_leftovers()
 
 
+@pytest.fixture
+def pg_fast(pg_url: str, tmp_path: Path, warm_cache: Path) -> Settings:
+    settings = make_settings(pg_url, tmp_path, cache_dir=warm_cache, **FAST)
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture
+def pg_workers(pg_fast: Settings, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(pg_fast, tmp_path)
+    yield started
+    started.kill_leftovers()
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, logs: Workers) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -244,10 +258,9 @@ def test_sigkilled_worker_trial_is_requeued_and_finished_by_another(
 
 
 def test_postgres_connections_terminated_mid_study_lose_no_trial(
-    fast: Settings, workers: Workers
+    pg_fast: Settings, pg_workers: Workers
 ) -> None:
-    if not fast.database_url.startswith("postgresql"):
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    fast, workers = pg_fast, pg_workers
     info = create_study(fast, tiny_spec("pgkill", n_trials=10, max_epochs=4), start=False)
     for _ in range(2):
         workers.start("--study", "pgkill", "--exit-when-idle")
