@@ -1,11 +1,10 @@
 """Local worker processes: plan devices, spawn K workers, forward signals, wait.
 
 Each child is a fresh interpreter (``spawn``), so no database connection or CUDA context is shared
-across a fork, and each runs in its own process group: a Ctrl-C in the terminal reaches only the
-parent, which forwards it once. Were the children in the terminal's group, each would get the
-signal twice (the terminal's and the parent's) and take it as the "stop now" second signal.
-Children also stop gracefully when the parent disappears, so a killed parent leaves no orphans.
-CPU workers split the machine's cores so parallel trials do not oversubscribe torch's threads.
+across a fork. The parent forwards stop signals in a form a child cannot mistake for a second
+signal (:mod:`hpo_service.stopping`); children run in their own process group, so a terminal's
+hang-up reaches only the parent, and stop gracefully when the parent is gone. CPU workers split
+the machine's cores so parallel trials do not oversubscribe torch's threads.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import NoReturn
 
 from hpo_service.config import Settings
 from hpo_service.db import dispose_engines
+from hpo_service.stopping import GRACEFUL_FROM_PARENT, NOW_FROM_PARENT
 from hpo_service.worker import WorkerOptions, run_worker
 
 
@@ -112,7 +112,7 @@ def exit_now(code: int) -> NoReturn:
 
 
 def _child(settings: Settings, options: WorkerOptions) -> None:
-    os.setpgrp()  # terminal signals reach only the parent, which forwards them once
+    os.setpgrp()  # a terminal's SIGHUP reaches only the parent; children see it is gone
     run_worker(settings, options)
     exit_now(0)
 
@@ -132,12 +132,17 @@ def spawn_workers(
 
 
 def forward_signals(children: Sequence[BaseProcess]) -> None:
-    """SIGTERM/SIGINT to the parent reach every child once; a second one stops them at once."""
+    """SIGTERM/SIGINT to the parent reach every child: the first as a graceful stop request,
+    any further one as "stop now" (see :mod:`hpo_service.stopping`)."""
+    received = 0
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def forward(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal received
+        received += 1
+        request = GRACEFUL_FROM_PARENT if received == 1 else NOW_FROM_PARENT
         for child in children:
             if child.is_alive() and child.pid:
-                os.kill(child.pid, signum)
+                os.kill(child.pid, request)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,11 +28,9 @@ from typing import Any
 import optuna
 from sqlalchemy import (
     JSON,
-    DateTime,
     Engine,
     Integer,
     String,
-    bindparam,
     func,
     insert,
     select,
@@ -42,7 +42,7 @@ from hpo_service.db import session_scope
 from hpo_service.models import StudyRecord, TrialRun, utcnow
 from hpo_service.outcomes import fail_and_requeue
 from hpo_service.spec import StudySpec, parse_spec
-from hpo_service.workers import mark_lost
+from hpo_service.workers import db_now, mark_lost
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec) -> Claim
             status="running",
             retries=0,
             started_at=now,
-            heartbeat_at=now,
+            heartbeat_at=db_now(session),
         )
         .returning(TrialRun.id)
     )
@@ -154,7 +154,7 @@ def beat(session: Any, worker_id: str, run_id: int | None) -> bool:
     changed = session.execute(
         update(TrialRun)
         .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.worker_id == worker_id)
-        .values(heartbeat_at=utcnow())
+        .values(heartbeat_at=db_now(session))
     )
     return bool(changed.rowcount)
 
@@ -188,7 +188,7 @@ def reaper_id() -> str:
 
 
 def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) -> list[int]:
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     query = select(TrialRun.id).where(TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
     if study_id is not None:
         query = query.where(TrialRun.study_id == study_id)
@@ -199,11 +199,11 @@ def take_stale(session: Any, run_id: int, stale_after_s: float, owner: str) -> b
     """Become the owner of a stale run; only one reaper wins. The run stays 'running' (so its
     budget unit stays held) and gets a fresh heartbeat: if this reaper dies too, the run goes
     stale again and another one finishes the job."""
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     changed = session.execute(
         update(TrialRun)
         .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
-        .values(worker_id=owner, heartbeat_at=utcnow())
+        .values(worker_id=owner, heartbeat_at=db_now(session))
         .execution_options(synchronize_session=False)
     )
     return bool(changed.rowcount)
@@ -231,27 +231,39 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
     return status
 
 
-_ORPHANS = (
-    text(
-        "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
-        "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
-        "WHERE t.state = 'RUNNING' AND t.datetime_start < :cutoff AND NOT EXISTS ("
-        "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
-        "AND r.status = 'running')"
-    )
-    .bindparams(bindparam("cutoff", type_=DateTime()))
-    .columns(trial_id=Integer, study_name=String, spec=JSON)
-)
+_ORPHANS = text(
+    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
+    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
+    "WHERE t.state = 'RUNNING' AND NOT EXISTS ("
+    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
+    "AND r.status = 'running')"
+).columns(trial_id=Integer, study_name=String, spec=JSON)
+
+# When this process first saw each orphan candidate, by (database, trial id). A trial is an
+# orphan only if it stays unheld for the whole grace period: a worker records its trial on its
+# run a moment after asking for it. Optuna's own start time cannot serve: it is the local,
+# timezone-naive clock of whichever machine created the trial.
+_orphans_seen: dict[tuple[str, int], float] = {}
+_orphans_lock = threading.Lock()
+
+
+def _confirmed_orphans(database: str, rows: list[Any], stale_after_s: float) -> list[Any]:
+    now = time.monotonic()
+    current = {(database, int(row[0])) for row in rows}
+    with _orphans_lock:
+        for key in [k for k in _orphans_seen if k[0] == database and k not in current]:
+            del _orphans_seen[key]
+        seen = {key: _orphans_seen.setdefault(key, now) for key in current}
+    return [row for row in rows if now - seen[(database, int(row[0]))] >= stale_after_s]
 
 
 def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list[str]:
     """Fail (and requeue) RUNNING trials of service studies that no running run holds."""
-    # Optuna stamps datetime_start with naive local time.
-    cutoff = datetime.now() - timedelta(seconds=stale_after_s)
     with engine.connect() as conn:
-        rows = list(conn.execute(_ORPHANS, {"cutoff": cutoff}))
+        rows = list(conn.execute(_ORPHANS))
+    database = engine.url.render_as_string(hide_password=True)
     outcomes = []
-    for trial_id, study_name, spec in rows:
+    for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
         reason = "orphaned: no worker holds this trial"
         outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
         log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from types import FrameType
 from typing import Any
 
 import optuna
@@ -31,6 +29,7 @@ from hpo_service.config import Settings
 from hpo_service.db import check_schema, get_engine, get_storage, session_scope
 from hpo_service.models import StudyRecord
 from hpo_service.outcomes import TrainFn, TrialTeller, ask, retry, trainer, transient
+from hpo_service.stopping import StopRequests
 from hpo_service.studies import StudyInfo, get_study, load_optuna_study
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,6 @@ class _Pending:
 
 @dataclass
 class _State:
-    stopping: bool = False
     idle_done: bool = False
     run_id: int | None = None
     lost_run: int | None = None  # a run the reaper took from this worker
@@ -94,6 +92,7 @@ class Worker:
         self._studies: dict[int, optuna.Study] = {}
         self._last: StudyInfo | None = None
         self._threads_stop = threading.Event()
+        self.stop = StopRequests(f"worker {self.id}", options.parent_pid)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -102,7 +101,7 @@ class Worker:
         check_schema(self.settings)
         if self.options.study:
             get_study(self.engine, self.options.study)  # StudyNotFound: a clear error, exit 2
-        previous = self._install_signal_handlers()
+        self.stop.install()
         retry(self._register)
         threads = [
             threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True),
@@ -114,8 +113,7 @@ class Worker:
             self._loop()
         finally:
             self._threads_stop.set()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.stop.restore()
             retry(self._close_pending)
             retry(self._unregister)
         return self.state.trials_done
@@ -142,38 +140,15 @@ class Worker:
     def _should_exit(self) -> bool:
         limit = self.options.max_trials
         return (
-            self._stop_requested()
+            self.stop.requested
             or self.state.idle_done
             or (limit is not None and self.state.trials_done >= limit)
         )
 
-    def _stop_requested(self) -> bool:
-        """A signal came, or the parent that supervises this worker is gone (an orphan would
-        otherwise train on unsupervised until its study ends)."""
-        parent = self.options.parent_pid
-        if not self.state.stopping and parent is not None and os.getppid() != parent:
-            log.warning("worker %s: parent process %d is gone, stopping", self.id, parent)
-            self.state.stopping = True
-        return self.state.stopping
-
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while not self.state.stopping and time.monotonic() < deadline:
+        while not self.stop.requested and time.monotonic() < deadline:
             time.sleep(min(0.1, seconds))
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        """Returns the handlers replaced, to restore (a worker may run inside another program)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.state.stopping:  # second signal: stop now, the reaper recovers the trial
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        log.warning("worker %s: stopping after the current epoch (signal %d)", self.id, signum)
-        self.state.stopping = True
 
     def _run_lost(self) -> bool:
         run_id = self.state.run_id
@@ -181,7 +156,7 @@ class Worker:
 
     def _should_stop_trial(self) -> bool:
         """Polled by the trainer after each epoch."""
-        return self._stop_requested() or self._run_lost()
+        return self.stop.requested or self._run_lost()
 
     # --- registry, heartbeat, reaper ------------------------------------------------------------
 

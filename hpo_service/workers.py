@@ -12,12 +12,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from hpo_service.db import session_scope
 from hpo_service.models import WorkerRecord, utcnow
 
 ACTIVE_STATES = ("idle", "busy")
+
+
+def db_now(session: Any) -> Any:
+    """ "Now" for heartbeats and their cutoffs: the PostgreSQL server's clock, so that workers on
+    many machines are judged by one clock (a machine whose clock runs a minute behind would
+    otherwise look dead); on SQLite, which serves one machine, this machine's clock."""
+    return func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
+
+
+def server_time(session: Any) -> datetime:
+    now = db_now(session)
+    return now if isinstance(now, datetime) else session.scalar(select(now))
 
 
 class WorkerInfo(BaseModel):
@@ -43,7 +55,7 @@ class WorkerInfo(BaseModel):
 def register(
     session: Any, worker_id: str, host: str, pid: int, device: str, study: str | None
 ) -> None:
-    session.merge(
+    session.merge(  # merge, not insert: a retried registration must not fail on its own row
         WorkerRecord(
             id=worker_id,
             host=host[:255],
@@ -53,7 +65,7 @@ def register(
             state="idle",
             trials_done=0,
             started_at=utcnow(),
-            heartbeat_at=utcnow(),
+            heartbeat_at=db_now(session),
         )
     )
 
@@ -76,14 +88,16 @@ def set_current(
             current_study=study,
             current_trial_number=trial_number,
             trials_done=trials_done,
-            heartbeat_at=utcnow(),
+            heartbeat_at=db_now(session),
         )
     )
 
 
 def beat(session: Any, worker_id: str) -> None:
     session.execute(
-        update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=utcnow())
+        update(WorkerRecord)
+        .where(WorkerRecord.id == worker_id)
+        .values(heartbeat_at=db_now(session))
     )
 
 
@@ -97,14 +111,14 @@ def unregister(session: Any, worker_id: str, trials_done: int) -> None:
             current_study=None,
             current_trial_number=None,
             trials_done=trials_done,
-            heartbeat_at=utcnow(),
+            heartbeat_at=db_now(session),
         )
     )
 
 
 def mark_lost(session: Any, stale_after_s: float) -> int:
     """Active workers without a heartbeat for ``stale_after_s`` become ``lost``."""
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     changed = session.execute(
         update(WorkerRecord)
         .where(WorkerRecord.state.in_(ACTIVE_STATES), WorkerRecord.heartbeat_at < cutoff)
@@ -135,9 +149,9 @@ def list_workers(
     engine: Engine, stale_after_s: float, *, active_only: bool = False
 ) -> list[WorkerInfo]:
     """Registered workers, most recently started first (``active_only``: idle or busy rows)."""
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
     query = select(WorkerRecord).order_by(WorkerRecord.started_at.desc(), WorkerRecord.id)
     if active_only:
         query = query.where(WorkerRecord.state.in_(ACTIVE_STATES))
     with session_scope(engine) as session:
+        cutoff = server_time(session) - timedelta(seconds=stale_after_s)
         return [_info(record, cutoff) for record in session.scalars(query)]

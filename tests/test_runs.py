@@ -317,16 +317,24 @@ def test_a_worker_presumed_dead_cannot_overwrite_the_reaper(migrated: Settings) 
 
 
 def test_orphaned_running_trial_is_failed_and_requeued(migrated: Settings) -> None:
-    info = create_study(migrated, tiny_spec("o", n_trials=2), start=True)
-    orphan = load_optuna_study(get_storage(migrated), info).ask()  # no run holds it
-    suggest_params(orphan, info.spec.search_space)
+    info = create_study(migrated, tiny_spec("o", n_trials=3), start=True)
+    study = load_optuna_study(get_storage(migrated), info)
+    orphan, recorded = study.ask(), study.ask()  # neither is held by a run yet
+    for trial in (orphan, recorded):
+        suggest_params(trial, info.spec.search_space)
     plain = optuna.create_study(study_name="not-ours", storage=get_storage(migrated))
     plain.ask()  # a plain Optuna study on the same database is not the reaper's business
-    assert _reap(migrated, stale_after_s=30) == []
+    assert _reap(migrated) == []  # first seen unheld: they may be about to be recorded on a run
+    claimed = _claim(migrated, info)
+    assert claimed is not None
+    with session_scope(get_engine(migrated)) as session:
+        runs.attach(session, claimed.run_id, "w", recorded, 0)
     time.sleep(0.3)
-    assert _reap(migrated) == ["requeued"]
+    with session_scope(get_engine(migrated)) as session:
+        assert runs.beat(session, "w", claimed.run_id)  # its worker is alive
+    assert _reap(migrated) == ["requeued"]  # only the one still unheld a grace period later
     states = [t.state for t in _trials(migrated, "o")]
-    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert [t.state for t in plain.get_trials()] == [TrialState.RUNNING]
 
 
