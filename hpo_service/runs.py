@@ -180,6 +180,29 @@ def maybe_complete(session: Any, study_id: int) -> bool:
     return bool(changed.rowcount)
 
 
+def running(session: Any, study: str | None) -> list[StudyRecord]:
+    """Running studies (only ``study``, if named), oldest first: what a worker may claim from."""
+    query = select(StudyRecord).where(StudyRecord.state == "running")
+    if study:
+        query = query.where(StudyRecord.name == study)
+    return list(session.scalars(query.order_by(StudyRecord.id)))
+
+
+def nothing_left(session: Any, study: str | None) -> bool:
+    """When an ``--exit-when-idle`` worker may exit: the named study is completed, stopped or
+    gone; without a name, no study is running or paused. A running study whose last trials run
+    elsewhere keeps it waiting (and its reaper recovers them if their worker dies)."""
+    if study:
+        state = session.scalar(select(StudyRecord.state).where(StudyRecord.name == study))
+        return state in (None, "completed", "stopped")
+    active = session.scalar(
+        select(func.count())
+        .select_from(StudyRecord)
+        .where(StudyRecord.state.in_(("running", "paused")))
+    )
+    return not active
+
+
 # --- the reaper ---------------------------------------------------------------------------------
 
 

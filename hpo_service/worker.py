@@ -22,12 +22,10 @@ from functools import partial
 from typing import Any
 
 import optuna
-from sqlalchemy import func, select
 
 from hpo_service import runs, workers
 from hpo_service.config import Settings
 from hpo_service.db import check_schema, get_engine, get_storage, session_scope
-from hpo_service.models import StudyRecord
 from hpo_service.outcomes import TrainFn, TrialTeller, ask, retry, trainer, transient
 from hpo_service.stopping import StopRequests
 from hpo_service.studies import StudyInfo, get_study, load_optuna_study
@@ -59,6 +57,7 @@ class _State:
     run_id: int | None = None
     lost_run: int | None = None  # a run the reaper took from this worker
     pending: _Pending | None = None
+    idle: bool = True  # what the worker's row says
     trials_done: int = 0
 
 
@@ -202,12 +201,8 @@ class Worker:
     # --- work -----------------------------------------------------------------------------------
 
     def _candidates(self) -> list[StudyInfo]:
-        query = select(StudyRecord).where(StudyRecord.state == "running")
-        if self.options.study:
-            query = query.where(StudyRecord.name == self.options.study)
         with session_scope(self.engine) as session:
-            records = session.scalars(query.order_by(StudyRecord.id))
-            return [StudyInfo.from_record(r) for r in records]
+            return [StudyInfo.from_record(r) for r in runs.running(session, self.options.study)]
 
     def _work_once(self) -> bool:
         """Claim and run one trial; False if no study has budget. The study of the previous
@@ -233,41 +228,36 @@ class Worker:
     def _claim(self, info: StudyInfo) -> runs.Claim | None:
         """Close the previous trial's run and claim the next in one transaction: one write lock
         per trial instead of two (on SQLite all workers queue for the same one)."""
-        pending = self.state.pending
         with session_scope(self.engine) as session:
-            if pending is not None:
-                runs.finish(session, pending.run_id, self.id, *pending.outcome)
+            self._finish_pending(session)
             claimed = runs.claim(session, info.id, self.id, info.spec)
             if claimed is None:
                 runs.maybe_complete(session, info.id)
-                workers.set_current(session, self.id, None, None, None, self.state.trials_done)
-        self.state.pending = None
+                if not self.state.idle:
+                    self._show_idle(session)
+        self.state.pending = None  # only once committed: a retried claim closes it again
+        self.state.idle = self.state.idle or claimed is None
         return claimed
 
     def _close_pending(self) -> None:
-        pending = self.state.pending
-        with session_scope(self.engine) as session:
-            if pending is not None:
-                runs.finish(session, pending.run_id, self.id, *pending.outcome)
-            workers.set_current(session, self.id, None, None, None, self.state.trials_done)
-        self.state.pending = None
+        """Close the last trial's run and show the worker idle (no write when there is nothing
+        to change: an idle worker polls often)."""
+        if self.state.pending is not None or not self.state.idle:
+            with session_scope(self.engine) as session:
+                self._finish_pending(session)
+                self._show_idle(session)
+        self.state.pending, self.state.idle = None, True
+
+    def _finish_pending(self, session: Any) -> None:
+        if self.state.pending is not None:
+            runs.finish(session, self.state.pending.run_id, self.id, *self.state.pending.outcome)
+
+    def _show_idle(self, session: Any) -> None:
+        workers.set_current(session, self.id, None, None, None, self.state.trials_done)
 
     def _served_done(self) -> bool:
-        """``exit_when_idle``: the named study is completed, stopped or gone; without a name, no
-        study is running or paused. A running study whose last trials run elsewhere keeps this
-        worker waiting (and its reaper recovers them if their worker dies)."""
         with session_scope(self.engine) as session:
-            if self.options.study:
-                state = session.scalar(
-                    select(StudyRecord.state).where(StudyRecord.name == self.options.study)
-                )
-                return state in (None, "completed", "stopped")
-            active = session.scalar(
-                select(func.count())
-                .select_from(StudyRecord)
-                .where(StudyRecord.state.in_(("running", "paused")))
-            )
-            return not active
+            return runs.nothing_left(session, self.options.study)
 
     def _study(self, info: StudyInfo, ordinal: int) -> optuna.Study:
         if info.id not in self._studies:
@@ -297,6 +287,7 @@ class Worker:
             workers.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
+        self.state.idle = False
 
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:
