@@ -1,4 +1,4 @@
-"""Budget claims, heartbeats and the reaper: how many workers share one study safely.
+"""Budget claims, heartbeats and study completion: how many workers share one study safely.
 
 A worker must hold a *run* (a row in ``hpo_trial_runs``) before it asks Optuna for a trial. A claim
 is taken inside a transaction that first updates the study's row, which takes the row lock on
@@ -7,50 +7,32 @@ count of counted runs can never pass ``n_trials``. A running run carries a heart
 the worker that owns it; every write a worker makes to its run checks that it still owns it, so a
 worker that was presumed dead cannot overwrite what the reaper decided.
 
-The reaper (:func:`reap`, run by the server and by every worker, independent of
-``study.optimize``) takes ownership of runs whose heartbeat is older than the grace period, fails
-their Optuna trial and queues the same parameters again *before* it releases the run, so the freed
-budget unit is always spent on the retry. It also fails Optuna trials left RUNNING without any
-run (a worker killed between ``ask`` and recording the trial on its run).
+The reaper (:func:`reap`, implemented in :mod:`hpo_service.reaper`; run by the server and by
+every worker, independent of ``study.optimize``) recovers runs whose heartbeat is older than the
+grace period: it fails their Optuna trial and queues the same parameters again *before* it
+releases the run, so the freed budget unit is always spent on the retry.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
-from sqlalchemy import (
-    JSON,
-    Engine,
-    Integer,
-    String,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import func, insert, select, update
 
-from hpo_service.db import session_scope
 from hpo_service.models import StudyRecord, TrialRun, utcnow
-from hpo_service.outcomes import fail_and_requeue
+from hpo_service.reaper import IN_FLIGHT
+from hpo_service.reaper import reap as reap  # the public entry point stays runs.reap
 from hpo_service.spec import StudySpec, parse_spec
-from hpo_service.workers import db_now, mark_lost
-
-log = logging.getLogger(__name__)
+from hpo_service.workers import db_now
 
 
 def counted_statuses(spec: StudySpec) -> tuple[str, ...]:
-    """Runs that use up budget: running and finished ones (failed only if the spec says so).
+    """Runs that use up budget: in-flight and finished ones (failed only if the spec says so).
     ``requeued`` and ``crashed`` runs never count: their parameters run again or were never set."""
-    base = ("running", "complete", "pruned")
+    base = (*IN_FLIGHT, "complete", "pruned")
     return (*base, "failed") if spec.budget.count_failed else base
 
 
@@ -84,7 +66,19 @@ class Claim:
     ordinal: int
 
 
-def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec) -> Claim | None:
+def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec | None = None) -> int | None:
+    """The run id of a new claim on the study's budget (see :func:`claim_unit`); None if none
+    is left. Without ``spec``, the stored one is read."""
+    if spec is None:
+        record = session.get(StudyRecord, study_id)
+        if record is None:
+            return None
+        spec = parse_spec(record.spec)
+    claimed = claim_unit(session, study_id, worker_id, spec)
+    return None if claimed is None else claimed.run_id
+
+
+def claim_unit(session: Any, study_id: int, worker_id: str, spec: StudySpec) -> Claim | None:
     """Take one unit of a running study's budget; None when there is none left.
 
     Call inside ``session_scope``: the touch-update holds the study's lock until that commits
@@ -121,12 +115,16 @@ def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec) -> Claim
     return Claim(int(run_id), sum(counts.values()))
 
 
-def attach(session: Any, run_id: int, worker_id: str, trial: optuna.Trial, retries: int) -> None:
-    """Record which Optuna trial a run trains (the reaper needs it to fail and requeue it)."""
+def attach(
+    session: Any, run_id: int, trial: optuna.Trial, retries: int, worker_id: str | None = None
+) -> None:
+    """Record which Optuna trial a run trains (the reaper needs it to fail and requeue it);
+    with ``worker_id``, only while that worker still owns the run."""
+    query = update(TrialRun).where(TrialRun.id == run_id)
+    if worker_id is not None:
+        query = query.where(TrialRun.worker_id == worker_id, TrialRun.status == "running")
     session.execute(
-        update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.worker_id == worker_id)
-        .values(optuna_trial_id=trial._trial_id, trial_number=trial.number, retries=retries)
+        query.values(optuna_trial_id=trial._trial_id, trial_number=trial.number, retries=retries)
     )
 
 
@@ -166,7 +164,7 @@ def maybe_complete(session: Any, study_id: int) -> bool:
         return False
     spec = parse_spec(record.spec)
     counts = status_counts(session, study_id)
-    if counts.get("running", 0):
+    if any(counts.get(status, 0) for status in IN_FLIGHT):
         return False
     spent = _budget_spent(record.n_trials, spec, counts)
     if not (spent or _deadline_passed(record.started_at, spec, utcnow())):
@@ -201,104 +199,3 @@ def nothing_left(session: Any, study: str | None) -> bool:
         .where(StudyRecord.state.in_(("running", "paused")))
     )
     return not active
-
-
-# --- the reaper ---------------------------------------------------------------------------------
-
-
-def reaper_id() -> str:
-    return f"reaper-{socket.gethostname()[:40]}-{os.getpid()}"
-
-
-def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) -> list[int]:
-    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
-    query = select(TrialRun.id).where(TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
-    if study_id is not None:
-        query = query.where(TrialRun.study_id == study_id)
-    return [int(i) for i in session.scalars(query)]
-
-
-def take_stale(session: Any, run_id: int, stale_after_s: float, owner: str) -> bool:
-    """Become the owner of a stale run; only one reaper wins. The run stays 'running' (so its
-    budget unit stays held) and gets a fresh heartbeat: if this reaper dies too, the run goes
-    stale again and another one finishes the job."""
-    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
-    changed = session.execute(
-        update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.status == "running", TrialRun.heartbeat_at < cutoff)
-        .values(worker_id=owner, heartbeat_at=db_now(session))
-        .execution_options(synchronize_session=False)
-    )
-    return bool(changed.rowcount)
-
-
-def _run_context(session: Any, run_id: int) -> tuple[int | None, str, StudySpec]:
-    run = session.get(TrialRun, run_id)
-    record = session.get(StudyRecord, run.study_id)
-    return run.optuna_trial_id, record.name, parse_spec(record.spec)
-
-
-def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float) -> str | None:
-    owner = reaper_id()
-    with session_scope(engine) as session:
-        if not take_stale(session, run_id, stale_after_s, owner):
-            return None
-        trial_id, study_name, spec = _run_context(session, run_id)
-    reason = f"worker lost: no heartbeat for {stale_after_s:g}s"
-    status = "crashed"  # died before its trial was recorded: nothing to repeat, budget freed
-    if trial_id is not None:
-        status = fail_and_requeue(storage, study_name, trial_id, reason, spec)
-    with session_scope(engine) as session:
-        finish(session, run_id, owner, status, reason)
-    log.warning("reaped run %d of %s: %s", run_id, study_name, status)
-    return status
-
-
-_ORPHANS = text(
-    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
-    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
-    "WHERE t.state = 'RUNNING' AND NOT EXISTS ("
-    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
-    "AND r.status = 'running')"
-).columns(trial_id=Integer, study_name=String, spec=JSON)
-
-# When this process first saw each orphan candidate, by (database, trial id). A trial is an
-# orphan only if it stays unheld for the whole grace period: a worker records its trial on its
-# run a moment after asking for it. Optuna's own start time cannot serve: it is the local,
-# timezone-naive clock of whichever machine created the trial.
-_orphans_seen: dict[tuple[str, int], float] = {}
-_orphans_lock = threading.Lock()
-
-
-def _confirmed_orphans(database: str, rows: list[Any], stale_after_s: float) -> list[Any]:
-    now = time.monotonic()
-    current = {(database, int(row[0])) for row in rows}
-    with _orphans_lock:
-        for key in [k for k in _orphans_seen if k[0] == database and k not in current]:
-            del _orphans_seen[key]
-        seen = {key: _orphans_seen.setdefault(key, now) for key in current}
-    return [row for row in rows if now - seen[(database, int(row[0]))] >= stale_after_s]
-
-
-def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list[str]:
-    """Fail (and requeue) RUNNING trials of service studies that no running run holds."""
-    with engine.connect() as conn:
-        rows = list(conn.execute(_ORPHANS))
-    database = engine.url.render_as_string(hide_password=True)
-    outcomes = []
-    for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
-        reason = "orphaned: no worker holds this trial"
-        outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
-        log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
-        outcomes.append(outcome)
-    return outcomes
-
-
-def reap(engine: Engine, storage: optuna.storages.BaseStorage, stale_after_s: float) -> list[str]:
-    """Recover every stale run of every study and every orphaned trial, and mark workers without
-    a heartbeat as lost. Safe to run in many processes at once; returns what happened."""
-    with session_scope(engine) as session:
-        mark_lost(session, stale_after_s)  # a write first: on SQLite it takes the write lock
-        candidates = stale_runs(session, stale_after_s)
-    outcomes = [o for r in candidates if (o := _recover_run(engine, storage, r, stale_after_s))]
-    return outcomes + _recover_orphans(engine, storage, stale_after_s)

@@ -230,7 +230,7 @@ class Worker:
         per trial instead of two (on SQLite all workers queue for the same one)."""
         with session_scope(self.engine) as session:
             self._finish_pending(session)
-            claimed = runs.claim(session, info.id, self.id, info.spec)
+            claimed = runs.claim_unit(session, info.id, self.id, info.spec)
             if claimed is None:
                 runs.maybe_complete(session, info.id)
                 if not self.state.idle:
@@ -283,7 +283,7 @@ class Worker:
 
     def _attach(self, info: StudyInfo, run_id: int, trial: optuna.Trial, retries: int) -> None:
         with session_scope(self.engine) as session:
-            runs.attach(session, run_id, self.id, trial, retries)
+            runs.attach(session, run_id, trial, retries, worker_id=self.id)
             workers.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )

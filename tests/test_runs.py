@@ -126,7 +126,7 @@ def test_eight_racing_worker_processes_spend_the_budget_exactly(fast: Settings) 
 
 def _claim(settings: Settings, info: StudyInfo, worker: str = "w") -> runs.Claim | None:
     with session_scope(get_engine(settings)) as session:
-        return runs.claim(session, info.id, worker, info.spec)
+        return runs.claim_unit(session, info.id, worker, info.spec)
 
 
 def _finish(settings: Settings, run_id: int, status: str, worker: str = "w") -> bool:
@@ -249,7 +249,7 @@ def _start_trial(settings: Settings, info: StudyInfo, worker: str = "w") -> tupl
     trial = load_optuna_study(get_storage(settings), info).ask()
     suggest_params(trial, info.spec.search_space)
     with session_scope(get_engine(settings)) as session:
-        runs.attach(session, claimed.run_id, worker, trial, 0)
+        runs.attach(session, claimed.run_id, trial, 0, worker_id=worker)
     return claimed.run_id, trial._trial_id
 
 
@@ -333,7 +333,7 @@ def test_orphaned_running_trial_is_failed_and_requeued(migrated: Settings) -> No
     claimed = _claim(migrated, info)
     assert claimed is not None
     with session_scope(get_engine(migrated)) as session:
-        runs.attach(session, claimed.run_id, "w", recorded, 0)
+        runs.attach(session, claimed.run_id, recorded, 0, worker_id="w")
     time.sleep(0.3)
     with session_scope(get_engine(migrated)) as session:
         assert runs.beat(session, "w", claimed.run_id)  # its worker is alive

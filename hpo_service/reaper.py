@@ -1,0 +1,149 @@
+"""The reaper: recovers trials whose worker is gone, whoever runs it (every worker, the server).
+
+A run whose heartbeat is older than the grace period belongs to a lost worker (SIGKILL, a lost
+machine). One reaper takes it over (status 'reaping', which still holds its unit of budget and
+which its worker can no longer write), fails its Optuna trial and queues the same parameters
+again, and only then releases the run, so the freed unit goes to the retry. This works whether or
+not any process is inside ``study.optimize`` (Optuna's own heartbeat check runs only there). The
+reaper also fails Optuna trials left RUNNING without any run (a worker killed between ``ask`` and
+recording the trial on its run), and marks workers without a heartbeat as lost. The public entry
+point is :func:`hpo_service.runs.reap` (the same function).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import optuna
+from sqlalchemy import JSON, Engine, Integer, String, select, text, update
+
+from hpo_service.db import session_scope
+from hpo_service.models import StudyRecord, TrialRun, utcnow
+from hpo_service.outcomes import fail_and_requeue
+from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.workers import db_now, mark_lost
+
+log = logging.getLogger(__name__)
+IN_FLIGHT = ("running", "reaping")  # reaping: a reaper is recovering it (still holds its unit)
+
+
+def reaper_id() -> str:
+    return f"reaper-{socket.gethostname()[:40]}-{os.getpid()}"
+
+
+def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) -> list[int]:
+    """In-flight runs without a heartbeat for ``stale_after_s`` (a reaper that died while
+    recovering a run leaves it 'reaping' with a stale heartbeat too)."""
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
+    query = select(TrialRun.id).where(
+        TrialRun.status.in_(IN_FLIGHT), TrialRun.heartbeat_at < cutoff
+    )
+    if study_id is not None:
+        query = query.where(TrialRun.study_id == study_id)
+    return [int(i) for i in session.scalars(query)]
+
+
+def take_stale(session: Any, run_id: int, stale_after_s: float, token: str) -> bool:
+    """Take over a stale run; only one reaper wins. The run becomes 'reaping' (still holding its
+    unit of budget, no longer writable by its worker) with a fresh heartbeat and the reaper's
+    ``token`` as its reason: if this reaper dies too, the run goes stale again and another one
+    finishes the job. ``worker_id`` keeps naming the worker that ran it."""
+    cutoff = db_now(session) - timedelta(seconds=stale_after_s)
+    changed = session.execute(
+        update(TrialRun)
+        .where(
+            TrialRun.id == run_id, TrialRun.status.in_(IN_FLIGHT), TrialRun.heartbeat_at < cutoff
+        )
+        .values(status="reaping", reason=token, heartbeat_at=db_now(session))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount)
+
+
+def release(session: Any, run_id: int, token: str, status: str, reason: str) -> bool:
+    """Close a run this reaper took over (and still holds: ``token``)."""
+    changed = session.execute(
+        update(TrialRun)
+        .where(TrialRun.id == run_id, TrialRun.status == "reaping", TrialRun.reason == token)
+        .values(status=status, reason=reason, finished_at=utcnow())
+    )
+    return bool(changed.rowcount)
+
+
+def _run_context(session: Any, run_id: int) -> tuple[int | None, str, StudySpec]:
+    run = session.get(TrialRun, run_id)
+    record = session.get(StudyRecord, run.study_id)
+    return run.optuna_trial_id, record.name, parse_spec(record.spec)
+
+
+def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float) -> str | None:
+    token = f"reaping: {reaper_id()}-{uuid.uuid4().hex[:8]}"
+    with session_scope(engine) as session:
+        if not take_stale(session, run_id, stale_after_s, token):
+            return None
+        trial_id, study_name, spec = _run_context(session, run_id)
+    reason = f"worker lost: no heartbeat for {stale_after_s:g}s"
+    status = "crashed"  # died before its trial was recorded: nothing to repeat, budget freed
+    if trial_id is not None:
+        status = fail_and_requeue(storage, study_name, trial_id, reason, spec)
+    with session_scope(engine) as session:
+        release(session, run_id, token, status, reason)
+    log.warning("reaped run %d of %s: %s", run_id, study_name, status)
+    return status
+
+
+_ORPHANS = text(
+    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
+    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
+    "WHERE t.state = 'RUNNING' AND NOT EXISTS ("
+    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
+    "AND r.status IN ('running', 'reaping'))"
+).columns(trial_id=Integer, study_name=String, spec=JSON)
+
+# When this process first saw each orphan candidate, by (database, trial id). A trial is an
+# orphan only if it stays unheld for the whole grace period: a worker records its trial on its
+# run a moment after asking for it. Optuna's own start time cannot serve: it is the local,
+# timezone-naive clock of whichever machine created the trial.
+_orphans_seen: dict[tuple[str, int], float] = {}
+_orphans_lock = threading.Lock()
+
+
+def _confirmed_orphans(database: str, rows: list[Any], stale_after_s: float) -> list[Any]:
+    now = time.monotonic()
+    current = {(database, int(row[0])) for row in rows}
+    with _orphans_lock:
+        for key in [k for k in _orphans_seen if k[0] == database and k not in current]:
+            del _orphans_seen[key]
+        seen = {key: _orphans_seen.setdefault(key, now) for key in current}
+    return [row for row in rows if now - seen[(database, int(row[0]))] >= stale_after_s]
+
+
+def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list[str]:
+    """Fail (and requeue) RUNNING trials of service studies that no running run holds."""
+    with engine.connect() as conn:
+        rows = list(conn.execute(_ORPHANS))
+    database = engine.url.render_as_string(hide_password=True)
+    outcomes = []
+    for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
+        reason = "orphaned: no worker holds this trial"
+        outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
+        log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def reap(engine: Engine, storage: optuna.storages.BaseStorage, stale_after_s: float) -> list[str]:
+    """Recover every stale run of every study and every orphaned trial, and mark workers without
+    a heartbeat as lost. Safe to run in many processes at once; returns what happened."""
+    with session_scope(engine) as session:
+        mark_lost(session, stale_after_s)  # a write first: on SQLite it takes the write lock
+        candidates = stale_runs(session, stale_after_s)
+    outcomes = [o for r in candidates if (o := _recover_run(engine, storage, r, stale_after_s))]
+    return outcomes + _recover_orphans(engine, storage, stale_after_s)
