@@ -61,6 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _lifespan(settings: Settings, supervisor: Supervisor) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        supervisor.open()
         keeper = Housekeeper(settings, supervisor)
         keeper.start()
         try:

@@ -256,7 +256,8 @@ def test_plots_as_json_html_and_comparison(api: TestClient, study: optuna.Study)
     both = api.get("/api/compare/plots/history?studies=t,u").json()
     assert "data" in both
     unknown = api.get("/api/studies/t/plots/sunburst")
-    assert unknown.status_code == 422 and "known kinds" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "kind"
+    assert "'history'" in unknown.json()["detail"]
     assert api.get("/api/compare/plots/history?studies=t,ghost").status_code == 404
     assert api.get("/api/compare/plots/history?studies=,").status_code == 422
     assert api.get("/api/studies/t/plots/history?format=png").status_code == 422

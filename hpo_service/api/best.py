@@ -16,11 +16,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from hpo_service.api import trial_queries as q
-from hpo_service.api.deps import EngineDep
+from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.trial_views import trial_detail
-from hpo_service.api.trials import StudyName
 from hpo_service.studies import StudyInfo, get_study
 from hpo_service.train import Predictor, load_predictor
 from hpo_service.train.artifacts import WEIGHTS

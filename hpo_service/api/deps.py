@@ -10,11 +10,12 @@ import hmac
 from typing import Annotated
 
 import optuna
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from hpo_service.api.errors import ApiError
+from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings
 from hpo_service.db import get_engine, get_storage
 
@@ -38,8 +39,17 @@ def app_storage(settings: SettingsDep) -> optuna.storages.RDBStorage:
     return get_storage(settings)
 
 
+def app_supervisor(request: Request) -> Supervisor:
+    supervisor: Supervisor = request.app.state.supervisor
+    return supervisor
+
+
 EngineDep = Annotated[Engine, Depends(app_engine)]
 StorageDep = Annotated[optuna.storages.RDBStorage, Depends(app_storage)]
+SupervisorDep = Annotated[Supervisor, Depends(app_supervisor)]
+StudyName = Annotated[
+    str, Path(max_length=100, description="Study name.", examples=["sunspots-lstm"])
+]
 
 
 def token_matches(expected: str, given: str) -> bool:

@@ -11,9 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from hpo_service.api.deps import EngineDep
+from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
-from hpo_service.api.trials import StudyName
 from hpo_service.plots import COMPARE_KINDS, PLOT_KINDS, compare_figure, figure_html, study_figure
 
 router = APIRouter(tags=["plots"])
@@ -26,7 +25,9 @@ FIGURE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": {"type": "object"}}, "text/html": {}},
     }
 }
-PlotParam = Annotated[str | None, Query(max_length=100)]
+#: The plot module's kinds as an enum in OpenAPI, so clients (and the fuzzer) see the choices.
+StudyKind = Literal[PLOT_KINDS]  # type: ignore[valid-type]
+CompareKind = Literal[COMPARE_KINDS]  # type: ignore[valid-type]
 
 
 def _answer(figure: dict[str, Any], fmt: str, title: str) -> Response:
@@ -43,7 +44,7 @@ def _answer(figure: dict[str, Any], fmt: str, title: str) -> Response:
 )
 def study_plot(
     name: StudyName,
-    kind: Annotated[str, Path(max_length=50, description=f"One of {', '.join(PLOT_KINDS)}.")],
+    kind: Annotated[StudyKind, Path(description="Plot kind.")],
     engine: EngineDep,
     format: Format = "json",
     objective: Annotated[
@@ -65,7 +66,7 @@ def study_plot(
     summary="One plot comparing several studies",
 )
 def compare_plot(
-    kind: Annotated[str, Path(max_length=50, description=f"One of {', '.join(COMPARE_KINDS)}.")],
+    kind: Annotated[CompareKind, Path(description="Comparison plot kind.")],
     engine: EngineDep,
     studies: Annotated[
         str, Query(max_length=2000, description="Study names, comma-separated.", examples=["a,b"])

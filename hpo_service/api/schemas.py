@@ -135,7 +135,7 @@ class PredictIn(BaseModel):
         "Sequences: [steps][features] nested lists.",
     )
     trial: int | None = Field(
-        default=None, ge=0, description="Trial number to use; default: the best trial."
+        default=None, ge=0, le=2**31 - 1, description="Trial number; default: the best trial."
     )
 
 

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 
 import optuna
 import yaml
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep
+from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
 from hpo_service.api.study_views import study_out
-from hpo_service.api.supervisor import Supervisor
 from hpo_service.datasets import apply_upload
 from hpo_service.models import STUDY_STATES
 from hpo_service.spec import SpecError, parse_spec
@@ -30,7 +29,6 @@ from hpo_service.studies import (
 )
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
-StudyName = Annotated[str, Path(max_length=100, description="Study name.")]
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 MAX_DEPTH = 32
@@ -42,14 +40,6 @@ SPEC_BODY = {
         "application/yaml": {"schema": {"type": "string"}},
     },
 }
-
-
-def supervisor(request: Request) -> Supervisor:
-    found: Supervisor = request.app.state.supervisor
-    return found
-
-
-SupervisorDep = Annotated[Supervisor, Depends(supervisor)]
 
 
 def _reject_non_finite(value: Any, path: str = "spec", depth: int = 0) -> None:

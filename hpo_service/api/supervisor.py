@@ -103,6 +103,11 @@ class Supervisor:
         self.prune()
         return sent
 
+    def open(self) -> None:
+        """Accept new workers (app start-up; an app may start again after a shutdown)."""
+        with self._lock:
+            self._closed = False
+
     def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Server shutdown: refuse new workers, stop every child."""
         with self._lock:

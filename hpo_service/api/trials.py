@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from hpo_service.api import trial_queries as q
 from hpo_service.api.cursor import OVERLAP_S, Cursor, CursorError
-from hpo_service.api.deps import EngineDep
+from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import TrialDetail, TrialPage
 from hpo_service.api.trial_views import csv_lines, trial_detail, trial_outs
@@ -18,7 +18,6 @@ from hpo_service.studies import TRIAL_STATES, StudyError, get_study
 
 router = APIRouter(prefix="/api/studies/{name}", tags=["trials"])
 
-StudyName = Annotated[str, Path(max_length=100, description="Study name.")]
 StateQuery = Annotated[
     str | None,
     Query(

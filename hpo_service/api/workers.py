@@ -11,10 +11,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 from starlette.status import HTTP_202_ACCEPTED
 
-from hpo_service.api.deps import EngineDep, SettingsDep
+from hpo_service.api.deps import EngineDep, SettingsDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
-from hpo_service.api.studies import StudyName, SupervisorDep
 from hpo_service.db import session_scope
 from hpo_service.models import WorkerRecord, utcnow
 from hpo_service.processes import cuda_device_count
