@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -81,6 +80,25 @@ def stop_workers(name: StudyName, engine: EngineDep, supervisor: SupervisorDep) 
     return WorkersStopped(study=name, pids=supervisor.signal(name))
 
 
+def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]) -> WorkerOut:
+    """``supervised``: a live child of this server (same host, one of its pids)."""
+    return WorkerOut(
+        id=record.id,
+        host=record.host,
+        pid=record.pid,
+        device=record.device,
+        study_name=record.study_name,
+        state=record.state,
+        current_study=record.current_study,
+        current_trial_number=record.current_trial_number,
+        trials_done=record.trials_done,
+        started_at=record.started_at,
+        heartbeat_at=record.heartbeat_at,
+        live=record.state != "stopped" and record.heartbeat_at >= cutoff,
+        supervised=record.host == host and record.pid in ours,
+    )
+
+
 @router.get("/api/workers", response_model=WorkerPage, summary="Registered workers")
 def list_workers(
     settings: SettingsDep,
@@ -109,22 +127,5 @@ def list_workers(
             .offset(offset)
             .limit(limit)
         ).all()
-        items = [
-            WorkerOut(
-                id=r.id,
-                host=r.host,
-                pid=r.pid,
-                device=r.device,
-                study_name=r.study_name,
-                state=r.state,
-                current_study=r.current_study,
-                current_trial_number=r.current_trial_number,
-                trials_done=r.trials_done,
-                started_at=r.started_at,
-                heartbeat_at=r.heartbeat_at,
-                live=r.state != "stopped" and r.heartbeat_at >= cutoff,
-                supervised=r.host == host and r.pid in ours and r.pid != os.getpid(),
-            )
-            for r in records
-        ]
+        items = [worker_out(r, cutoff, host, ours) for r in records]
     return WorkerPage(items=items, total=total, offset=offset, limit=limit)
