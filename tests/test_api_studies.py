@@ -67,6 +67,7 @@ def test_create_json_and_yaml_then_show_and_list(api: TestClient) -> None:
         (tiny_spec(name="bad name!"), "application/json", 422, "name: "),
         ('{"name": "x", ', "application/json", 400, "body: malformed JSON"),
         ("name: [unclosed", "application/yaml", 400, "body: malformed YAML"),
+        ("a: &x [1, 2]\nb: [*x, *x]\n", "application/yaml", 400, "body: malformed YAML (aliases"),
         ("", "application/json", 400, "body: empty"),
         ("[1, 2]", "application/json", 422, "spec: expected a mapping"),
         ('{"name": "x", "budget": {"timeout_s": NaN}}', "application/json", 422,

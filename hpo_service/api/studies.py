@@ -42,6 +42,16 @@ SPEC_BODY = {
 }
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a few nested aliases expand to billions of nodes (the
+    "billion laughs"), and no spec needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in a spec")
+        return super().compose_node(parent, index)
+
+
 def _reject_non_finite(value: Any, path: str = "spec", depth: int = 0) -> None:
     """JSON columns cannot hold NaN/Infinity, and no spec field means them: refuse early."""
     if depth > MAX_DEPTH:
@@ -64,7 +74,7 @@ def _decode(media: str, text: str) -> Any:
     try:
         if media in JSON_TYPES or media.endswith("+json"):
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no arbitrary objects
     except json.JSONDecodeError as error:
         raise ApiError(
             400, f"malformed JSON ({error.msg} at line {error.lineno})", "body"
