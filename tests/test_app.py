@@ -41,10 +41,18 @@ def test_importing_the_app_builds_nothing(tmp_path: Path) -> None:
         "import hpo_service.app, hpo_service.db as d, hpo_service.config as c\n"
         "assert not d._engines and not d._storages, 'engine built at import'\n"
         "assert c.get_settings.cache_info().currsize == 0, 'settings read at import'\n"
+        "import sys; assert 'torch' not in sys.modules, 'torch loaded before /predict'\n"
     )
     env = {"HPO_DATABASE_URL": f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}", "PATH": "/usr/bin"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_api_names_the_trainers_weights_file() -> None:
+    from hpo_service.api.trial_views import WEIGHTS_FILE
+    from hpo_service.train.artifacts import WEIGHTS
+
+    assert WEIGHTS_FILE == WEIGHTS
 
 
 def test_create_app_reads_the_environment_when_called(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -19,10 +19,11 @@ from hpo_service.api import trial_queries as q
 from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
-from hpo_service.api.trial_views import trial_detail
+from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
 from hpo_service.studies import StudyInfo, get_study
-from hpo_service.train import Predictor, load_predictor
-from hpo_service.train.artifacts import WEIGHTS
+
+if TYPE_CHECKING:
+    from hpo_service.train import Predictor
 
 router = APIRouter(prefix="/api/studies/{name}", tags=["best model"])
 _VALUE_TYPE = sa.cast(q.VALUES.c.value_type, sa.String(16))
@@ -94,11 +95,13 @@ def best(name: StudyName, engine: EngineDep) -> BestOut:
 
 @functools.lru_cache(maxsize=8)
 def _cached_predictor(folder: str, _mtime: float) -> Predictor:
+    from hpo_service.train import load_predictor  # torch: loaded on the first prediction only
+
     return load_predictor(Path(folder))
 
 
 def predictor_for(artifact_dir: Any, number: int) -> Predictor:
-    weights = Path(str(artifact_dir)) / WEIGHTS if isinstance(artifact_dir, str) else None
+    weights = Path(artifact_dir) / WEIGHTS_FILE if isinstance(artifact_dir, str) else None
     if weights is None or not weights.is_file():
         raise ApiError(
             409, f"trial {number} has no saved model (only finished trials keep one)", "trial"

@@ -17,9 +17,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 
-from hpo_service import processes
 from hpo_service.config import Settings
-from hpo_service.worker import WorkerOptions
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
@@ -43,6 +41,9 @@ class Supervisor:
 
     def start(self, study: str, count: int, device: str) -> list[Child]:
         """Spawn ``count`` workers serving ``study``; they exit once it stops running."""
+        from hpo_service import processes  # imports the trainer (torch): only when needed
+        from hpo_service.worker import WorkerOptions
+
         devices = processes.plan_devices(device, count, None)
         options = WorkerOptions(study=study, device=device, exit_when_idle=True)
         with self._lock:

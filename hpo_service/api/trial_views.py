@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from hpo_service.api import trial_queries as q
 from hpo_service.api.schemas import StepValue, TrialDetail, TrialOut, WorkerBrief
 from hpo_service.models import TrialRun, WorkerRecord
-from hpo_service.train.artifacts import WEIGHTS
 
+#: ``hpo_service.train.artifacts.WEIGHTS``, spelled out so that listing trials does not import
+#: torch (the API process loads it only for /predict; a test keeps the two equal).
+WEIGHTS_FILE = "weights.pt"
 #: User attributes that have their own field in TrialDetail (the rest go to ``user_attrs``).
 _KNOWN_ATTRS = {
     "curves", "best_epoch", "stop_reason", "n_params", "best_metrics", "final_metrics",
@@ -82,7 +84,7 @@ def _run_and_worker(conn: sa.Connection, trial_id: int) -> tuple[str | None, Wor
 
 
 def _has_model(artifact_dir: Any) -> bool:
-    return isinstance(artifact_dir, str) and (Path(artifact_dir) / WEIGHTS).is_file()
+    return isinstance(artifact_dir, str) and (Path(artifact_dir) / WEIGHTS_FILE).is_file()
 
 
 def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:

@@ -15,7 +15,6 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
 from hpo_service.db import session_scope
 from hpo_service.models import WorkerRecord, utcnow
-from hpo_service.processes import cuda_device_count
 from hpo_service.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
@@ -27,6 +26,8 @@ def check_device(device: str) -> str:
     if not ok:
         raise ApiError(422, f"must be cpu, cuda, cuda:N or auto, not {device[:40]!r}", "device")
     if device.startswith("cuda"):
+        from hpo_service.processes import cuda_device_count  # torch
+
         gpus = cuda_device_count()
         index = int(device[5:]) if device.startswith("cuda:") else 0
         if index >= gpus:
