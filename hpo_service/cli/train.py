@@ -164,7 +164,7 @@ def run_train(
     err.print(f"{spec.task.dataset}: {sizes}", highlight=False)
     result = fit(config, data, on_epoch=_progress(config.max_epochs, config.metric))
     saved = save_artifacts(result, data, config, save) if save and result.best_state else None
-    payload = {"study": spec.name, "dataset": spec.task.dataset, "params": params}
+    payload: dict[str, Any] = {"study": spec.name, "dataset": spec.task.dataset, "params": params}
     payload.update(_result_fields(result))
     payload["seconds"] = time.perf_counter() - started
     payload["artifact_dir"] = str(saved) if saved else None
