@@ -1,0 +1,397 @@
+// One study: summary (GET /api/studies/{name}), controls (POST .../pause|resume|stop, .../workers),
+// the best trial, plot tabs (GET .../plots/{kind}, fetched when a tab is opened), and a paged,
+// sortable trial table (GET .../trials?offset=&limit=&order=) kept live by polling
+// GET .../trials?after=CURSOR for new or changed trials only.
+//
+// First view of a 10,000-trial study: the summary, one page of 50 trials and one aggregated
+// figure; nothing else is fetched until asked for.
+
+import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial, totalOf } from "../api.js";
+import { KIND_LABELS, PLOT_KINDS, drawFigure, loadPlotly, purge, showPlot } from "../plots.js";
+import { badge, fill, fmtDuration, fmtNumber, fmtParam, fmtTime, h, progressBar } from "../util.js";
+import { deviceSelect } from "./workers.js";
+
+const PAGE_SIZE = 50;
+const POLL_MS = 2000;
+const PLOT_REFRESH_MS = 10000;
+
+function studyPath(name) {
+  return `/api/studies/${encodeURIComponent(name)}`;
+}
+
+/** Resume a created or paused study (a 409 means it already runs or is over) and start workers. */
+export async function startWorkers(name, processes, device) {
+  try {
+    await api(`${studyPath(name)}/resume`, { method: "POST" });
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 409) throw error;
+  }
+  return api(`${studyPath(name)}/workers`, { method: "POST", body: { processes, device } });
+}
+
+/** Names of the parameters the spec searches over (lists of 2+ choices, or ranges). */
+function searchedParams(spec, trials) {
+  const space = (spec && spec.search_space) || {};
+  const names = Object.entries(space)
+    .filter(([, v]) => (Array.isArray(v) && v.length > 1) || (v && typeof v === "object" && !Array.isArray(v) && "low" in v && v.low !== v.high))
+    .map(([k]) => k);
+  if (names.length) return names;
+  const seen = new Set();
+  for (const t of trials) Object.keys(t.params).forEach((k) => seen.add(k));
+  return [...seen];
+}
+
+export async function render(root, { name, query }, scope) {
+  const base = studyPath(name);
+  loadPlotly().catch(() => {}); // start the (cached) script download while the data arrives
+
+  let order = query.get("order") || "-number";
+  let offset = 0;
+  let cursor = null;
+  let lastCounts = "";
+  let plotStale = false;
+  let lastPlotAt = 0;
+  let activeKind = null;
+  let objective = 0;
+  let contourX = "";
+  let contourY = "";
+
+  // --- first view: summary + first page of trials, in parallel ---
+  const [summaryRaw, firstPage] = await Promise.all([
+    api(base),
+    api(`${base}/trials`, { query: { offset: 0, limit: PAGE_SIZE, order } }),
+  ]);
+  if (!scope.alive) return;
+  let summary = normStudy(summaryRaw);
+  cursor = cursorOf(firstPage);
+  const params = searchedParams(summary.spec, itemsOf(firstPage, "trials").map(normTrial));
+  const multi = summary.directions.length > 1;
+  const kinds = PLOT_KINDS.filter((k) => k !== "pareto_front" || multi);
+
+  // --- header & controls ---
+  const head = h("section", { class: "card study-head" });
+  const flash = sessionStorage.getItem("hpo.flash");
+  if (flash) sessionStorage.removeItem("hpo.flash");
+  const actionMessage = h("div", { class: "form-message", role: "status" }, flash ? h("span", { class: "error" }, flash) : null);
+  const processes = h("input", { type: "text", inputmode: "numeric", name: "processes", value: "1", class: "narrow", "aria-label": "worker processes" });
+  const device = deviceSelect();
+  const buttons = {
+    pause: h("button", { class: "secondary", "data-action": "pause", onclick: () => act("pause") }, "Pause"),
+    resume: h("button", { class: "secondary", "data-action": "resume", onclick: () => act("resume") }, "Resume"),
+    stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials finish; no new ones start.`)) act("stop"); } }, "Stop"),
+    workers: h("button", { "data-action": "start-workers", onclick: onStartWorkers }, "Start workers"),
+    remove: h("button", { class: "secondary danger", "data-action": "delete", onclick: onDelete }, "Delete"),
+  };
+  const controls = h("div", { class: "controls" },
+    buttons.pause, buttons.resume, buttons.stop,
+    h("span", { class: "sep" }),
+    h("label", { class: "inline" }, processes, " processes on ", device), buttons.workers,
+    h("span", { class: "sep" }), buttons.remove);
+
+  // --- best trial ---
+  const best = h("section", { class: "card best" });
+
+  // --- plots ---
+  const tabBar = h("div", { class: "tabs", role: "tablist" });
+  const plotOptions = h("div", { class: "plot-options" });
+  const plotEl = h("div", { class: "plot", id: "study-plot" });
+  const plots = h("section", { class: "card plots" }, h("h2", {}, "Plots"), tabBar, plotOptions, plotEl);
+  const tabs = {};
+  for (const kind of kinds) {
+    tabs[kind] = h("button", { class: "tab", role: "tab", dataset: { kind }, onclick: () => openTab(kind) }, KIND_LABELS[kind] || kind);
+    tabBar.append(tabs[kind]);
+  }
+
+  // --- trials ---
+  const liveNote = h("span", { class: "live muted", id: "live-note" });
+  const thead = h("thead");
+  const tbody = h("tbody");
+  const pager = h("div", { class: "pager" });
+  const detail = h("div", { class: "trial-detail", hidden: true });
+  const trialsCard = h("section", { class: "card trials" },
+    h("div", { class: "card-head" }, h("h2", {}, "Trials"), liveNote),
+    detail,
+    h("div", { class: "table-wrap" }, h("table", { class: "table trials-table" }, thead, tbody)),
+    pager);
+
+  fill(root, head, best, plots, trialsCard);
+
+  renderSummary();
+  renderHead();
+  renderPage(firstPage, new Set());
+  openTab(query.get("plot") && kinds.includes(query.get("plot")) ? query.get("plot") : "history");
+  scope.every(POLL_MS, poll);
+  scope.onCleanup(() => purge(plotEl));
+
+  function renderSummary() {
+    const s = summary;
+    const spec = s.spec || {};
+    const task = spec.task || {};
+    const c = s.counts;
+    const running = c.RUNNING || 0;
+    fill(head,
+      h("div", { class: "card-head" },
+        h("h1", {}, s.name, " ", badge(s.state)),
+        h("a", { class: "muted small", href: `#/compare?studies=${encodeURIComponent(s.name)}` }, "compare with…")),
+      s.description || spec.description ? h("p", { class: "muted" }, s.description || spec.description) : null,
+      h("div", { class: "meta" },
+        meta("Dataset", task.dataset || "–"), meta("Objective", s.metrics.map((m, i) => `${m} (${s.directions[i] || "?"})`).join(", ")),
+        meta("Sampler", (spec.sampler && spec.sampler.type) || "–"), meta("Pruner", (spec.pruner && spec.pruner.type) || "–"),
+        meta("Epochs", (spec.budget && spec.budget.max_epochs) ?? "–"),
+        meta("Elapsed", fmtDuration(s.elapsed)), meta("Time left", s.eta === undefined || s.eta === null ? "–" : `≈ ${fmtDuration(s.eta)}`)),
+      progressBar(s.finished, s.total, `${s.finished} / ${s.total} trials finished`),
+      h("div", { class: "counts", id: "trial-counts" },
+        ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"].map((k) => h("span", { class: `count count-${k.toLowerCase()}` }, h("b", {}, c[k] || 0), ` ${k.toLowerCase()}`)),
+        running ? h("span", { class: "pulse", title: "trials are running" }) : null),
+      controls, actionMessage);
+    const st = s.state;
+    buttons.pause.disabled = st !== "running";
+    buttons.resume.disabled = !["created", "paused"].includes(st);
+    buttons.stop.disabled = !["created", "running", "paused"].includes(st);
+    buttons.workers.disabled = ["completed", "stopped"].includes(st);
+  }
+
+  function renderHead() {
+    const b = summary.best;
+    if (!b) {
+      fill(best, h("h2", {}, "Best trial"), h("p", { class: "muted" },
+        multi ? "Several objectives: see the Pareto front plot for the best trade-offs." : "No completed trial yet."));
+      return;
+    }
+    const values = Array.isArray(b.values) ? b.values : [b.value];
+    fill(best,
+      h("div", { class: "card-head" },
+        h("h2", {}, "Best trial ", h("a", { href: "#", onclick: (e) => { e.preventDefault(); showTrial(b.number); } }, `#${b.number}`)),
+        h("span", { class: "best-value", id: "best-value" }, summary.metrics.map((m, i) => `${m} = ${fmtNumber(values[i])}`).join(", "))),
+      h("dl", { class: "params" }, Object.entries(b.params || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, fmtParam(v))])));
+  }
+
+  // --- trials table ---
+
+  function columns() {
+    const cols = [
+      { key: "number", label: "#", cls: "num", get: (t) => t.number },
+      { key: "state", label: "State", get: (t) => badge(t.state) },
+    ];
+    summary.metrics.forEach((m, i) => cols.push({ key: i === 0 ? "value" : null, label: m, cls: "num", get: (t) => fmtNumber(t.values[i]) }));
+    for (const p of params) cols.push({ key: `params.${p}`, label: p, cls: "num", get: (t) => fmtParam(t.params[p]) });
+    cols.push({ key: "duration", label: "Duration", cls: "num", get: (t) => fmtDuration(t.duration) });
+    cols.push({ key: "datetime_start", label: "Started", get: (t) => fmtTime(t.start) });
+    return cols;
+  }
+
+  function renderPage(page, changed) {
+    const cols = columns();
+    const sortKey = order.replace(/^-/, "");
+    const desc = order.startsWith("-");
+    fill(thead, h("tr", {}, cols.map((c) => c.key
+      ? h("th", { class: `${c.cls || ""} sortable ${c.key === sortKey ? (desc ? "desc" : "asc") : ""}`, dataset: { sort: c.key },
+          "aria-sort": c.key === sortKey ? (desc ? "descending" : "ascending") : "none",
+          onclick: () => sortBy(c.key) }, c.label)
+      : h("th", { class: c.cls || "" }, c.label))));
+    const trials = itemsOf(page, "trials").map(normTrial);
+    const total = totalOf(page, offset + trials.length);
+    if (!trials.length) {
+      fill(tbody, h("tr", {}, h("td", { colspan: String(cols.length), class: "muted empty" }, "No trials yet: start workers to run some.")));
+    } else {
+      fill(tbody, trials.map((t) => h("tr", {
+        class: `trial-row ${changed.has(t.number) ? "flash" : ""}`, dataset: { number: String(t.number), state: t.state },
+        onclick: () => showTrial(t.number) }, cols.map((c) => h("td", { class: c.cls || "" }, c.get(t))))));
+    }
+    fill(pager,
+      h("span", { class: "muted", id: "trial-range" }, total ? `${offset + 1}–${offset + trials.length} of ${total}` : ""),
+      h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(0) }, "« First"),
+      h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(Math.max(0, offset - PAGE_SIZE)) }, "‹ Previous"),
+      h("button", { class: "secondary", disabled: offset + trials.length >= total, onclick: () => goto(offset + PAGE_SIZE) }, "Next ›"));
+  }
+
+  async function loadPage(changed = new Set()) {
+    const page = await api(`${base}/trials`, { query: { offset, limit: PAGE_SIZE, order } });
+    if (!scope.alive) return;
+    if (cursor === null) cursor = cursorOf(page);
+    renderPage(page, changed);
+  }
+
+  function goto(newOffset) {
+    offset = newOffset;
+    loadPage().catch(showActionError);
+  }
+
+  function sortBy(key) {
+    const sortKey = order.replace(/^-/, "");
+    if (key === sortKey) order = order.startsWith("-") ? key : `-${key}`;
+    else order = key === "number" || key === "datetime_start" || key === "duration" ? `-${key}` : key;
+    offset = 0;
+    loadPage().catch(showActionError);
+  }
+
+  async function showTrial(number) {
+    detail.hidden = false;
+    fill(detail, h("p", { class: "muted" }, `Loading trial #${number}…`));
+    try {
+      const t = normTrial(await api(`${base}/trials/${number}`));
+      const attrs = t.user_attrs || {};
+      const curves = t.curves || attrs.curves || null;
+      const iv = t.intermediate_values || t.intermediate || null;
+      const reason = t.fail_reason || t.failure_reason || t.reason || attrs.fail_reason;
+      const curveEl = h("div", { class: "plot small-plot" });
+      fill(detail,
+        h("div", { class: "card-head" },
+          h("h3", {}, `Trial #${t.number} `, badge(t.state)),
+          h("button", { class: "secondary", onclick: () => { purge(curveEl); detail.hidden = true; } }, "Close")),
+        h("div", { class: "detail-grid" },
+          h("dl", { class: "params" },
+            summary.metrics.map((m, i) => [h("dt", {}, m), h("dd", {}, fmtNumber(t.values[i]))]),
+            Object.entries(t.params).map(([k, v]) => [h("dt", {}, k), h("dd", {}, fmtParam(v))]),
+            h("dt", {}, "duration"), h("dd", {}, fmtDuration(t.duration)),
+            t.worker ? [h("dt", {}, "worker"), h("dd", { class: "mono" }, t.worker)] : null,
+            reason ? [h("dt", {}, "reason"), h("dd", { class: "error" }, reason)] : null),
+          curveEl));
+      const traces = curveTraces(curves, iv);
+      if (traces.length) {
+        await drawFigure(curveEl, { data: traces, layout: { title: { text: "Per-epoch curves" }, height: 300, margin: { t: 40, l: 50, r: 10, b: 40 }, xaxis: { title: { text: "epoch" } }, yaxis2: { overlaying: "y", side: "right", showgrid: false }, legend: { orientation: "h" } } });
+      } else {
+        fill(curveEl, h("p", { class: "muted" }, "No per-epoch values recorded."));
+      }
+    } catch (error) {
+      fill(detail, h("p", { class: "error" }, (error.messages || [String(error)]).join("; ")));
+    }
+  }
+
+  // --- plots ---
+
+  function openTab(kind) {
+    activeKind = kind;
+    for (const [k, el] of Object.entries(tabs)) {
+      el.classList.toggle("active", k === kind);
+      el.setAttribute("aria-selected", String(k === kind));
+    }
+    renderPlotOptions();
+    refreshPlot();
+  }
+
+  function renderPlotOptions() {
+    const parts = [];
+    if (multi) {
+      parts.push(h("label", {}, "Objective ", h("select", { onchange: (e) => { objective = Number(e.target.value); refreshPlot(); } },
+        summary.metrics.map((m, i) => h("option", { value: String(i), selected: i === objective }, m)))));
+    }
+    if (activeKind === "contour" && params.length >= 2) {
+      contourX = contourX || (params.includes("learning_rate") ? "learning_rate" : params[0]);
+      contourY = contourY || params.find((p) => p !== contourX && p !== "optimizer") || params.find((p) => p !== contourX);
+      const pick = (label, value, set) => h("label", {}, `${label} `, h("select", { name: `contour-${label}`, onchange: (e) => { set(e.target.value); refreshPlot(); } },
+        params.map((p) => h("option", { value: p, selected: p === value }, p))));
+      parts.push(pick("x", contourX, (v) => { contourX = v; }), pick("y", contourY, (v) => { contourY = v; }));
+    }
+    fill(plotOptions, parts);
+    plotOptions.hidden = !parts.length;
+  }
+
+  async function refreshPlot() {
+    const kind = activeKind;
+    const q = {};
+    if (multi) q.objective = objective;
+    if (kind === "contour" && contourX && contourY) Object.assign(q, { x: contourX, y: contourY });
+    plotStale = false;
+    lastPlotAt = Date.now();
+    plotEl.dataset.kind = kind;
+    delete plotEl.dataset.rendered;
+    const figure = await showPlot(plotEl, `${base}/plots/${kind}`, q);
+    if (figure && figure.layout) figure.layout.uirevision = kind;
+  }
+
+  // --- live progress ---
+
+  async function poll() {
+    const before = lastCounts;
+    const [fresh, changes] = await Promise.all([
+      api(base),
+      cursor !== null ? api(`${base}/trials`, { query: { after: cursor, limit: 500 } }) : Promise.resolve(null),
+    ]);
+    if (!scope.alive) return;
+    summary = normStudy(fresh);
+    const counts = JSON.stringify(summary.counts);
+    lastCounts = counts;
+    let changed = new Set();
+    if (changes) {
+      changed = new Set(itemsOf(changes, "trials").map((t) => t.number));
+      const next = cursorOf(changes);
+      if (next !== null) cursor = next;
+    }
+    const moved = changed.size > 0 || (before && before !== counts);
+    renderSummary();
+    if (moved) {
+      renderHead();
+      plotStale = true;
+      liveNote.textContent = `updated ${new Date().toLocaleTimeString("en-GB")}${changed.size ? ` · ${changed.size} new or changed trial(s)` : ""}`;
+      await loadPage(changed);
+    }
+    if (plotStale && Date.now() - lastPlotAt > PLOT_REFRESH_MS && activeKind) await refreshPlot();
+  }
+
+  // --- actions ---
+
+  async function act(action) {
+    fill(actionMessage);
+    try {
+      summary = normStudy(await api(`${base}/${action}`, { method: "POST" }).then((r) => r || api(base)));
+      renderSummary();
+    } catch (error) {
+      showActionError(error);
+    }
+  }
+
+  async function onStartWorkers() {
+    fill(actionMessage);
+    const n = Number(processes.value);
+    try {
+      await startWorkers(name, n, device.value);
+      fill(actionMessage, h("span", { class: "ok" }, `Started ${n} worker process(es) on ${device.value}.`));
+      summary = normStudy(await api(base));
+      renderSummary();
+    } catch (error) {
+      showActionError(error);
+    }
+  }
+
+  async function onDelete() {
+    if (!confirm(`Delete study ${name} with all its trials and saved models? This cannot be undone.`)) return;
+    try {
+      await api(base, { method: "DELETE" });
+      location.hash = "#/";
+    } catch (error) {
+      showActionError(error);
+    }
+  }
+
+  function showActionError(error) {
+    fill(actionMessage, h("span", { class: "error" }, (error.messages || [String(error.message || error)]).join("; ")));
+  }
+}
+
+function meta(label, value) {
+  return h("div", { class: "meta-item" }, h("span", { class: "meta-label" }, label), h("span", { class: "meta-value" }, value));
+}
+
+function curveTraces(curves, intermediate) {
+  const traces = [];
+  if (curves && typeof curves === "object") {
+    for (const [key, ys] of Object.entries(curves)) {
+      if (key === "seconds" || !Array.isArray(ys)) continue;
+      traces.push({ type: "scatter", mode: "lines+markers", name: key, x: ys.map((_, i) => i + 1), y: ys,
+        yaxis: key.endsWith("loss") ? "y" : "y2" });
+    }
+  }
+  if (!traces.length && intermediate) {
+    let pts = [];
+    if (Array.isArray(intermediate)) pts = intermediate.map((p, i) => (Array.isArray(p) ? p : p && typeof p === "object" ? [p.step ?? p.epoch ?? i, p.value] : [i, p]));
+    else pts = Object.entries(intermediate).map(([k, v]) => [Number(k), v]).sort((a, b) => a[0] - b[0]);
+    traces.push({ type: "scatter", mode: "lines+markers", name: "intermediate value", x: pts.map((p) => p[0]), y: pts.map((p) => p[1]) });
+  }
+  if (traces.some((t) => t.yaxis === "y2")) {
+    traces.forEach((t) => { if (t.yaxis === "y2") t.line = { dash: "dot" }; });
+  } else {
+    traces.forEach((t) => delete t.yaxis);
+  }
+  return traces;
+}
