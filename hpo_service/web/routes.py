@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 INDEX_HTML = STATIC_DIR / "index.html"
@@ -67,3 +67,33 @@ def plotly_js(request: Request) -> Response:
         body = asset.gzipped
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Everything the dashboard needs on ``app``, for apps that do not add it themselves:
+    the plotly.js route, ``hpo_service/web/static`` at ``/static`` and ``index.html`` at ``/``.
+    Parts the app already serves are left alone."""
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    paths = {getattr(route, "path", None) for route in app.router.routes}
+    if not _has_route(app, "plotly_js"):
+        app.include_router(router)
+    if "/static" not in paths and not _has_route(app, "static", path="/"):
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if "/" not in paths:
+
+        @app.get("/", include_in_schema=False)
+        def dashboard_index() -> FileResponse:
+            return FileResponse(INDEX_HTML, headers={"Cache-Control": "no-cache"})
+
+
+def _has_route(app: FastAPI, name: str, **params: str) -> bool:
+    """Whether a route of that name exists, also inside included routers."""
+    from starlette.routing import NoMatchFound
+
+    try:
+        app.url_path_for(name, **params)
+    except NoMatchFound:
+        return False
+    return True

@@ -86,6 +86,20 @@ function queryString(query) {
 /** Every readable message in an error body, whatever shape the server chose. */
 export function errorMessages(body, status) {
   const out = [];
+  // The API's shape: {detail: "a: x; b: y; other", errors: [{field, message}, ...]}. Each field
+  // problem becomes "field: message"; what detail says beyond them is kept as one more message.
+  if (body && typeof body === "object" && Array.isArray(body.errors) && body.errors.length
+      && body.errors.every((e) => e && typeof e.message === "string")) {
+    let rest = typeof body.detail === "string" ? body.detail : "";
+    for (const e of body.errors) {
+      const line = e.field ? `${e.field}: ${e.message}` : e.message;
+      out.push(line);
+      rest = rest.replace(line, "");
+    }
+    rest = rest.replace(/^(\s*;\s*)+|(\s*;\s*)+$/g, "").replace(/(\s*;\s*){2,}/g, "; ");
+    if (rest) out.push(rest);
+    return [...new Set(out)];
+  }
   const visit = (item) => {
     if (item === null || item === undefined) return;
     if (typeof item === "string") {
@@ -205,6 +219,12 @@ function firstDefined(...values) {
   return values.find((v) => v !== undefined && v !== null);
 }
 
+function workerName(w) {
+  if (!w) return null;
+  if (typeof w === "object") return [w.id, w.device].filter(Boolean).join(" on ");
+  return String(w);
+}
+
 /** A trial in one shape: {number, state, values, params, start, complete, duration, worker}. */
 export function normTrial(t) {
   const values = Array.isArray(t.values) ? t.values : t.value !== undefined && t.value !== null ? [t.value] : [];
@@ -219,7 +239,7 @@ export function normTrial(t) {
     start,
     complete,
     duration: firstDefined(t.duration_s, t.duration_seconds, t.duration, seconds(start, complete)),
-    worker: firstDefined(t.worker, t.worker_id),
+    worker: workerName(firstDefined(t.worker, t.worker_id)),
   };
 }
 

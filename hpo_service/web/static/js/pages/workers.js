@@ -49,7 +49,7 @@ export async function render(root, _args, scope) {
       return h("tr", {},
         h("td", { class: "mono" }, w.id || w.worker_id || "–"),
         h("td", {}, w.host || "–"), h("td", { class: "num" }, w.pid ?? "–"), h("td", {}, w.device || "–"),
-        h("td", {}, badge(w.alive === false ? "lost" : w.state)),
+        h("td", {}, badge(w.state !== "stopped" && (w.live === false || w.alive === false) ? "lost" : w.state)),
         h("td", {}, study ? h("a", { href: studyHref(study) }, study) : "–", trial !== undefined && trial !== null ? ` #${trial}` : ""),
         h("td", { class: "num" }, w.trials_done ?? "–"),
         h("td", { class: "muted" }, fmtAgo(w.heartbeat_at || w.last_heartbeat)),
