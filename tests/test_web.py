@@ -32,7 +32,9 @@ def test_static_files_present() -> None:
 
 def test_relative_imports_resolve() -> None:
     """Every ES module import points at a file that exists (there is no bundler to catch it)."""
-    pattern = re.compile(r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.[^"']+)["']""", re.M | re.S)
+    pattern = re.compile(
+        r"""^\s*(?:import|export)\b[^;]*?\bfrom\s+["'](\.[^"']+)["']""", re.M | re.S
+    )
     for file in js_files():
         for target in pattern.findall(file.read_text(encoding="utf-8")):
             assert (file.parent / target).resolve().is_file(), f"{file.name} imports {target}"
@@ -139,9 +141,8 @@ def test_api_app_serves_the_dashboard(tmp_path: Path) -> None:
     api = pytest.importorskip("hpo_service.api")
     if not hasattr(api, "create_app"):
         pytest.skip("hpo_service.api.create_app not merged into this branch yet")
-    from tests.conftest import make_settings
-
     from hpo_service.db import dispose_engines, migrate
+    from tests.conftest import make_settings
 
     settings = make_settings(f"sqlite:///{tmp_path / 'hpo.db'}", tmp_path)
     migrate(settings)
