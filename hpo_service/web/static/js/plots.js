@@ -59,9 +59,9 @@ export function loadPlotly() {
 }
 
 /** Draw (or redraw in place) a plotly figure dict into `el`. */
-export async function drawFigure(el, figure) {
+export async function drawFigure(el, figure, revision = "plot") {
   const Plotly = await loadPlotly();
-  const layout = { ...(figure.layout || {}), autosize: true };
+  const layout = { ...(figure.layout || {}), autosize: true, uirevision: revision };
   delete layout.width;
   if (!layout.height) layout.height = 460;
   await Plotly.react(el, figure.data || [], layout, {
@@ -76,19 +76,31 @@ export function purge(el) {
   if (window.Plotly && el) window.Plotly.purge(el);
 }
 
-/** Fetch a figure and draw it; errors are shown in place of the plot. */
-export async function showPlot(el, path, query) {
+/**
+ * Fetch a figure and draw it into `el`, updating a figure already there in place (no flicker
+ * on live refreshes); errors are shown in place of the plot. `el.dataset.shown` names what is
+ * drawn (`key`) once it is, and `el.dataset.rendered` says a figure (not an error) is there.
+ */
+export async function showPlot(el, path, query, key = path) {
+  // Only the latest request for an element may draw into it (tabs switched mid-request).
+  const seq = (el.plotSeq = (el.plotSeq || 0) + 1);
   el.classList.add("loading");
   try {
     const figure = await api(path, { query });
-    fill(el);
-    await drawFigure(el, figure);
+    if (el.plotSeq !== seq) return null;
+    const error = el.querySelector(":scope > .plot-error");
+    if (error) error.remove();
+    await drawFigure(el, figure, key);
+    el.dataset.shown = key;
     return figure;
   } catch (error) {
+    if (el.plotSeq !== seq) return null;
     purge(el);
+    delete el.dataset.rendered;
+    el.dataset.shown = key;
     fill(el, h("div", { class: "plot-error error" }, ...(error.messages || [String(error.message || error)]).map((m) => h("p", {}, m))));
     return null;
   } finally {
-    el.classList.remove("loading");
+    if (el.plotSeq === seq) el.classList.remove("loading");
   }
 }

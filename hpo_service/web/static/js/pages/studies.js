@@ -42,7 +42,7 @@ export async function render(root, { query }, scope) {
       fill(body, rows.map(row));
     }
     fill(pager,
-      h("span", { class: "muted" }, total ? `${offset + 1}–${offset + rows.length} of ${total}` : ""),
+      h("span", { class: "muted" }, total ? `${fmtNumber(offset + 1)}–${fmtNumber(offset + rows.length)} of ${fmtNumber(total)}` : ""),
       h("button", { class: "secondary", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "‹ Previous"),
       h("button", { class: "secondary", disabled: offset + rows.length >= total, onclick: () => { offset += PAGE; load(); } }, "Next ›"));
   }
@@ -54,7 +54,7 @@ export async function render(root, { query }, scope) {
     return h("tr", { dataset: { study: s.name } },
       h("td", {}, h("a", { href: studyHref(s.name), class: "study-link" }, s.name)),
       h("td", {}, badge(s.state)),
-      h("td", {}, progressBar(s.finished, s.total, `${s.finished} / ${s.total}${running ? ` · ${running} running` : ""}`)),
+      h("td", {}, progressBar(s.finished, s.total, `${fmtNumber(s.finished)} / ${fmtNumber(s.total)}${running ? ` · ${running} running` : ""}`)),
       h("td", { class: "num" }, best === undefined || best === null ? "–" : fmtNumber(best)),
       h("td", {}, s.metrics.map((m, i) => `${m} ${arrow(s.directions[i])}`).join(", ")),
       h("td", { class: "muted" }, [spec.sampler && spec.sampler.type, spec.pruner && spec.pruner.type].filter(Boolean).join(" / ") || "–"),

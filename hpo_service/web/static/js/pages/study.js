@@ -139,7 +139,7 @@ export async function render(root, { name, query }, scope) {
         meta("Sampler", (spec.sampler && spec.sampler.type) || "–"), meta("Pruner", (spec.pruner && spec.pruner.type) || "–"),
         meta("Epochs", (spec.budget && spec.budget.max_epochs) ?? "–"),
         meta("Elapsed", fmtDuration(s.elapsed)), meta("Time left", s.eta === undefined || s.eta === null ? "–" : `≈ ${fmtDuration(s.eta)}`)),
-      progressBar(s.finished, s.total, `${s.finished} / ${s.total} trials finished`),
+      progressBar(s.finished, s.total, `${fmtNumber(s.finished)} / ${fmtNumber(s.total)} trials finished`),
       h("div", { class: "counts", id: "trial-counts" },
         ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"].map((k) => h("span", { class: `count count-${k.toLowerCase()}` }, h("b", {}, c[k] || 0), ` ${k.toLowerCase()}`)),
         running ? h("span", { class: "pulse", title: "trials are running" }) : null),
@@ -199,7 +199,7 @@ export async function render(root, { name, query }, scope) {
         onclick: () => showTrial(t.number) }, cols.map((c) => h("td", { class: c.cls || "" }, c.get(t))))));
     }
     fill(pager,
-      h("span", { class: "muted", id: "trial-range" }, total ? `${offset + 1}–${offset + trials.length} of ${total}` : ""),
+      h("span", { class: "muted", id: "trial-range" }, total ? `${fmtNumber(offset + 1)}–${fmtNumber(offset + trials.length)} of ${fmtNumber(total)}` : ""),
       h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(0) }, "« First"),
       h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(Math.max(0, offset - PAGE_SIZE)) }, "‹ Previous"),
       h("button", { class: "secondary", disabled: offset + trials.length >= total, onclick: () => goto(offset + PAGE_SIZE) }, "Next ›"));
@@ -294,10 +294,14 @@ export async function render(root, { name, query }, scope) {
     if (kind === "contour" && contourX && contourY) Object.assign(q, { x: contourX, y: contourY });
     plotStale = false;
     lastPlotAt = Date.now();
-    plotEl.dataset.kind = kind;
-    delete plotEl.dataset.rendered;
-    const figure = await showPlot(plotEl, `${base}/plots/${kind}`, q);
-    if (figure && figure.layout) figure.layout.uirevision = kind;
+    if (plotEl.dataset.kind !== kind) {
+      // Another kind: drop the old figure so a half-drawn mix is never shown.
+      purge(plotEl);
+      fill(plotEl);
+      delete plotEl.dataset.rendered;
+      plotEl.dataset.kind = kind;
+    }
+    await showPlot(plotEl, `${base}/plots/${kind}`, q, kind);
   }
 
   // --- live progress ---
