@@ -8,6 +8,7 @@ created -> running <-> paused -> completed | stopped; workers only claim trials 
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from hpo_service.config import Settings
 from hpo_service.db import get_engine, get_storage, session_scope
 from hpo_service.models import StudyRecord, utcnow
-from hpo_service.search import build_pruner, build_sampler
+from hpo_service.search import build_pruner, build_sampler, grid_space
 from hpo_service.spec import StudySpec, parse_spec, spec_to_dict
 
 TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -82,6 +83,15 @@ class StudyInfo(BaseModel):
         )
 
 
+def effective_n_trials(spec: StudySpec) -> int:
+    """The budget, capped at the grid's size for grid search (more would only repeat points)."""
+    if spec.sampler.type != "grid":
+        return spec.budget.n_trials
+    return min(
+        spec.budget.n_trials, math.prod(len(v) for v in grid_space(spec.search_space).values())
+    )
+
+
 def create_study(settings: Settings, spec: StudySpec, *, start: bool = False) -> StudyInfo:
     """Create the service record and the Optuna study; the name must be new to both."""
     engine = get_engine(settings)
@@ -90,7 +100,7 @@ def create_study(settings: Settings, spec: StudySpec, *, start: bool = False) ->
         name=spec.name,
         spec=spec_to_dict(spec),
         state="running" if start else "created",
-        n_trials=spec.budget.n_trials,
+        n_trials=effective_n_trials(spec),
         started_at=now if start else None,
     )
     try:

@@ -260,6 +260,11 @@ class Worker:
                 study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
             except optuna.exceptions.UpdateFinishedTrialError:
                 log.warning("trial %d was already finished (reaped?)", trial.number)
+            except RuntimeError as error:
+                # GridSampler calls study.stop() once the grid is covered, which only works
+                # inside optimize(); the trial's state is already stored by then.
+                if "Study.stop" not in str(error):
+                    raise
 
         with_retry(tell)
 

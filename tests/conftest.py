@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -136,3 +136,41 @@ def env_for(settings: Settings) -> dict[str, str]:
     if settings.data_dir:
         env["HPO_DATA_DIR"] = str(settings.data_dir)
     return env
+
+
+def tiny_spec(name: str = "tiny", n_trials: int = 4, **overrides: Any) -> dict[str, Any]:
+    """A study whose trials train a very small forecaster on sunspots in about a second."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse", "lookback": 12},
+        "search_space": {
+            "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
+            "batch_size": [32, 64],
+            "hidden_units": {"low": 4, "high": 8, "step": 4},
+            "optimizer": ["sgd", "adam"],
+        },
+        "budget": {"n_trials": n_trials, "max_epochs": 2},
+        "sampler": {"type": "random", "seed": 1},
+        "pruner": "none",
+    }
+    spec.update(overrides)
+    return spec
+
+
+REQUIRE_ALL_ENV = "HPO_TEST_REQUIRE_ALL"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``HPO_TEST_REQUIRE_ALL=1`` (set by ``.ci/run``) a skipped test fails, unless its
+    reason starts with ``optional:`` (e.g. GPU-only tests): CI must not pass by skipping the
+    PostgreSQL, dataset or browser tests."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not os.environ.get(REQUIRE_ALL_ENV) or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    if "optional:" in reason:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped under {REQUIRE_ALL_ENV}=1: {reason}"

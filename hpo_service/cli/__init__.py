@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from hpo_service.cli.common import KNOWN_ERRORS, err_console
+from hpo_service.cli.common import err_console, is_known_error
 
 app = typer.Typer(
     help="Hyperparameter optimisation service for LSTM/GRU models.",
@@ -40,6 +40,8 @@ _register_all()
 def main() -> None:
     try:
         app()
-    except KNOWN_ERRORS as error:
+    except Exception as error:
+        if not is_known_error(error):
+            raise
         err_console.print(f"[red]error:[/red] {error}", highlight=False)
         sys.exit(2)

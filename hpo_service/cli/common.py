@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -16,18 +17,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _known_errors() -> tuple[type[Exception], ...]:
-    errors: list[type[Exception]] = [SpecError, StudyError, SchemaOutdated]
-    try:
-        from hpo_service.data import DatasetError
+def is_known_error(error: BaseException) -> bool:
+    """Errors that are the user's to fix: shown as one line, never as a traceback.
 
-        errors.append(DatasetError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-KNOWN_ERRORS = _known_errors()
+    The data package (torch, scikit-learn) is only consulted when a command already loaded it,
+    so that light commands start fast.
+    """
+    known: list[type[BaseException]] = [SpecError, StudyError, SchemaOutdated]
+    data = sys.modules.get("hpo_service.data")
+    if data is not None:
+        known.append(data.DatasetError)
+    return isinstance(error, tuple(known))
 
 
 def settings() -> Settings:

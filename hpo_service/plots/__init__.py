@@ -76,8 +76,9 @@ def _request(conn: sa.Connection, study: StudyRef, kind: str, params: dict[str, 
     unknown = sorted(set(params) - set(PLOT_PARAMS[kind]))
     if unknown:
         allowed = ", ".join(PLOT_PARAMS[kind])
-        raise PlotError(f"unknown parameter(s) {', '.join(unknown)} for kind {kind!r} "
-                        f"(allowed: {allowed})")
+        raise PlotError(
+            f"unknown parameter(s) {', '.join(unknown)} for kind {kind!r} (allowed: {allowed})"
+        )
     x, y = params.get("x") or None, params.get("y") or None
     return Request(conn, study, parse_objective(params.get("objective"), study), x, y)
 

@@ -58,7 +58,7 @@ def make_bins(param: Param, values: np.ndarray, max_bins: int) -> Bins:
         return Bins(index, len(order), [param.labels[i] for i in order], None, axis)
     lo, hi = (float(np.min(values[has])), float(np.max(values[has]))) if has.any() else (0, 1)
     distinct = np.unique(values[has])
-    if param.kind == "int" and distinct.size <= max_bins:
+    if param.kind == "int" and (param.high - param.low) / (param.step or 1) < max_bins:
         index[has] = np.searchsorted(distinct, values[has])
         axis["type"] = "category"
         return Bins(index, distinct.size, [str(int(v)) for v in distinct], None, axis)

@@ -20,27 +20,46 @@ def _completed(conn: sa.Connection, study: data.StudyRef) -> tuple[data.Objectiv
         return obj, np.full(len(obj), np.nan)
     origin = np.nanmin(times.start)
     sorter = np.argsort(times.trial_ids)
-    idx = np.clip(np.searchsorted(times.trial_ids[sorter], obj.trial_ids), 0,
-                  max(times.trial_ids.size - 1, 0))
+    idx = np.clip(
+        np.searchsorted(times.trial_ids[sorter], obj.trial_ids), 0, max(times.trial_ids.size - 1, 0)
+    )
     hours = (times.complete[sorter][idx] - origin) / 3600.0
     return obj, hours
 
 
 def _history_traces(i: int, name: str, obj: data.Objective, hours: np.ndarray) -> list:
     bx, by = best_so_far(obj.numbers, obj.values, obj.minimize)
-    traces: list[dict[str, Any]] = [{
-        "type": "scatter", "mode": "lines", "name": name, "legendgroup": name,
-        "x": bx.tolist(), "y": nums(by), "line": {"shape": "hv", "color": color(i)},
-        "hovertemplate": f"{name}<br>trial %{{x}}: best %{{y}}<extra></extra>"}]
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": name,
+            "legendgroup": name,
+            "x": bx.tolist(),
+            "y": nums(by),
+            "line": {"shape": "hv", "color": color(i)},
+            "hovertemplate": f"{name}<br>trial %{{x}}: best %{{y}}<extra></extra>",
+        }
+    ]
     timed = np.isfinite(hours)
     if timed.any():
         order = np.argsort(hours[timed], kind="stable")
         tx, ty = best_so_far(hours[timed][order], obj.values[timed][order], obj.minimize)
-        traces.append({
-            "type": "scatter", "mode": "lines", "name": name, "legendgroup": name,
-            "showlegend": False, "x": nums(tx, 5), "y": nums(ty), "xaxis": "x2",
-            "yaxis": "y2", "line": {"shape": "hv", "color": color(i)},
-            "hovertemplate": f"{name}<br>%{{x}} h: best %{{y}}<extra></extra>"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "legendgroup": name,
+                "showlegend": False,
+                "x": nums(tx, 5),
+                "y": nums(ty),
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "line": {"shape": "hv", "color": color(i)},
+                "hovertemplate": f"{name}<br>%{{x}} h: best %{{y}}<extra></extra>",
+            }
+        )
     return traces
 
 
@@ -54,12 +73,17 @@ def compare_history(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure
     if not traces:
         return empty_figure(title)
     layout = base_layout(
-        title, height=460,
+        title,
+        height=460,
         xaxis={"domain": [0, 0.47], "title": {"text": "trial number"}, "anchor": "y"},
         yaxis={"title": {"text": "best objective so far"}, "anchor": "x"},
-        xaxis2={"domain": [0.53, 1], "title": {"text": "wall time since first trial (hours)"},
-                "anchor": "y2"},
-        yaxis2={"anchor": "x2", "matches": "y", "showticklabels": False})
+        xaxis2={
+            "domain": [0.53, 1],
+            "title": {"text": "wall time since first trial (hours)"},
+            "anchor": "y2",
+        },
+        yaxis2={"anchor": "x2", "matches": "y", "showticklabels": False},
+    )
     fig = {"data": traces, "layout": layout}
     dirs = {s.directions[0] for s in studies}
     if len(dirs) > 1:
@@ -78,8 +102,11 @@ def compare_edf(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure:
             thinned |= edf_xy(obj.values)[2]
     if not traces:
         return empty_figure(title)
-    layout = base_layout(title, xaxis={"title": {"text": "objective"}},
-                         yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]})
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": "objective"}},
+        yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]},
+    )
     fig = {"data": traces, "layout": layout}
     if thinned:
         add_note(fig, "large studies: curves drawn through 500 quantiles")

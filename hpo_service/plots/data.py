@@ -86,6 +86,21 @@ class Param:
         return len(self.choices) <= 1 if self.categorical else self.low == self.high
 
 
+def fetch(conn: sa.Connection, sql: str, binds: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples from the DBAPI cursor: SQLAlchemy's Row objects cost more than the
+    query itself at 100k rows. ``sql`` uses ``:name`` binds, compiled for the dialect."""
+    compiled = sa.text(sql).compile(dialect=conn.dialect)
+    args: Any = compiled.construct_params(binds)
+    if compiled.positional:
+        args = tuple(args[k] for k in compiled.positiontup or ())
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def find_study(conn: sa.Connection, name: str) -> StudyRef:
     row = conn.execute(
         sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}
@@ -96,8 +111,9 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
         sa.text("SELECT direction FROM study_directions WHERE study_id = :s ORDER BY objective"),
         {"s": row[0]},
     ).scalars()
-    directions = tuple("maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize"
-                       for d in dirs)
+    directions = tuple(
+        "maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize" for d in dirs
+    )
     return StudyRef(int(row[0]), name, directions or ("minimize",))
 
 
@@ -111,11 +127,14 @@ def _values_from(rows: Sequence[Any], value_col: int, type_col: int) -> np.ndarr
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:
-    rows = conn.execute(sa.text(
+    rows = fetch(
+        conn,
         "SELECT t.trial_id, t.number, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
         f"WHERE t.study_id = :s AND t.state = {_COMPLETE} AND v.objective = :k "
-        "ORDER BY t.number"), {"s": study.study_id, "k": objective}).all()
+        "ORDER BY t.number",
+        {"s": study.study_id, "k": objective},
+    )
     values = _values_from(rows, 2, 3)
     keep = np.isfinite(values)
     ids = np.array([r[0] for r in rows], dtype=np.int64)[keep]
@@ -126,10 +145,13 @@ def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> 
 
 def read_all_objectives(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray]:
     """(numbers, values of shape (n, n_objectives)) for COMPLETE trials with all values finite."""
-    rows = conn.execute(sa.text(
+    rows = fetch(
+        conn,
         "SELECT t.number, v.objective, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
-        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}"), {"s": study.study_id}).all()
+        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}",
+        {"s": study.study_id},
+    )
     k = len(study.directions)
     if not rows:
         return np.empty(0, np.int64), np.empty((0, k))
@@ -167,12 +189,9 @@ def read_params(
     )
     bind: dict[str, Any] = {"s": study.study_id}
     if names is not None:
-        sql += " AND p.param_name IN :names"
-        bind["names"] = list(names)
-    stmt = sa.text(sql)
-    if names is not None:
-        stmt = stmt.bindparams(sa.bindparam("names", expanding=True))
-    rows = conn.execute(stmt, bind).all()
+        bind.update({f"n{i}": name for i, name in enumerate(names)})
+        sql += " AND p.param_name IN (" + ", ".join(f":n{i}" for i in range(len(names))) + ")"
+    rows = fetch(conn, sql, bind)
     if not rows:
         return {}
     ids, pnames, pvalues, djsons = zip(*rows, strict=True)
@@ -212,9 +231,13 @@ def _merge(name: str, parts: list[tuple[BaseDistribution, np.ndarray]]) -> Param
     steps = {d.step for d in numeric}
     kind = "int" if all(isinstance(d, IntDistribution) for d in numeric) else "float"
     return Param(
-        name, kind, values,
-        low=float(min(d.low for d in numeric)), high=float(max(d.high for d in numeric)),
-        log=all(d.log for d in numeric), step=steps.pop() if len(steps) == 1 else None,
+        name,
+        kind,
+        values,
+        low=float(min(d.low for d in numeric)),
+        high=float(max(d.high for d in numeric)),
+        log=all(d.log for d in numeric),
+        step=steps.pop() if len(steps) == 1 else None,
     )
 
 
@@ -262,10 +285,13 @@ def read_times(conn: sa.Connection, study: StudyRef, states: tuple[str, ...] = (
     where = ""
     if states:
         where = " AND state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
-    rows = conn.execute(sa.text(
+    rows = fetch(
+        conn,
         f"SELECT trial_id, number, state, {_epoch(conn, 'datetime_start')}, "
         f"{_epoch(conn, 'datetime_complete')} FROM trials WHERE study_id = :s{where} "
-        "ORDER BY number"), {"s": study.study_id}).all()
+        "ORDER BY number",
+        {"s": study.study_id},
+    )
     if not rows:
         empty = np.empty(0)
         return Times(empty.astype(np.int64), empty.astype(str), empty, empty, empty.astype(int))
@@ -273,22 +299,24 @@ def read_times(conn: sa.Connection, study: StudyRef, states: tuple[str, ...] = (
     as_float = conn.dialect.name in ("sqlite", "postgresql")
     conv = (lambda v: np.array(v, dtype=np.float64)) if as_float else _to_seconds
     return Times(
-        np.array(numbers, dtype=np.int64), np.array([str(s).rsplit(".", 1)[-1] for s in st]),
-        conv(start), conv(complete), np.array(ids, dtype=np.int64),
+        np.array(numbers, dtype=np.int64),
+        np.array([str(s).rsplit(".", 1)[-1] for s in st]),
+        conv(start),
+        conv(complete),
+        np.array(ids, dtype=np.int64),
     )
 
 
-def read_curves(
-    conn: sa.Connection, study: StudyRef
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_curves(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(trial_ids, steps, values) of intermediate values of COMPLETE and PRUNED trials."""
-    rows = conn.execute(sa.text(
+    rows = fetch(
+        conn,
         "SELECT i.trial_id, i.step, i.intermediate_value FROM trial_intermediate_values i "
         "JOIN trials t ON i.trial_id = t.trial_id "
-        "WHERE t.study_id = :s AND t.state IN ('COMPLETE', 'PRUNED')"),
-        {"s": study.study_id}).all()
+        "WHERE t.study_id = :s AND t.state IN ('COMPLETE', 'PRUNED')",
+        {"s": study.study_id},
+    )
     if not rows:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    ids, steps, values = zip(*rows, strict=True)  # np.array(rows) is slow on Row objects
-    return (np.array(ids, dtype=np.int64), np.array(steps, dtype=np.int64),
-            np.array(values, dtype=np.float64))
+    arr = np.array(rows, dtype=np.float64)  # None (NaN, inf) becomes NaN
+    return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]

@@ -42,5 +42,6 @@ def _script_safe_json(figure: dict[str, Any]) -> str:
 
 def figure_html(figure: dict[str, Any], title: str) -> str:
     """A complete HTML page showing ``figure``; ``title`` goes into <title> (escaped)."""
-    return _PAGE.format(title=html.escape(title), plotly_js=_plotly_js(),
-                        figure_json=_script_safe_json(figure))
+    return _PAGE.format(
+        title=html.escape(title), plotly_js=_plotly_js(), figure_json=_script_safe_json(figure)
+    )

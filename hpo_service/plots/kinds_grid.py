@@ -57,30 +57,47 @@ def _dots(obj: data.Objective, px: data.Param, py: data.Param, rows: np.ndarray)
     def coords(p: data.Param) -> list[Any]:
         return labels_of(p, p.values[rows]) if p.categorical else nums(p.values[rows], 5)
 
-    return {"type": "scatter", "mode": "markers", "name": "trials", "x": coords(px),
-            "y": coords(py), "customdata": ints(obj.numbers[rows]), "showlegend": False,
-            "marker": {"size": 3, "color": "rgba(40,40,40,0.45)"},
-            "hovertemplate": "trial %{customdata}<extra></extra>"}
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": "trials",
+        "x": coords(px),
+        "y": coords(py),
+        "customdata": ints(obj.numbers[rows]),
+        "showlegend": False,
+        "marker": {"size": 3, "color": "rgba(40,40,40,0.45)"},
+        "hovertemplate": "trial %{customdata}<extra></extra>",
+    }
 
 
-def _surface(bx: Bins, by: Bins, z: np.ndarray, counts: np.ndarray, obj: data.Objective,
-             stat: str) -> dict[str, Any]:
+def _surface(
+    bx: Bins, by: Bins, z: np.ndarray, counts: np.ndarray, obj: data.Objective, stat: str
+) -> dict[str, Any]:
     numeric = bx.edges is not None and by.edges is not None
     trace: dict[str, Any] = {
-        "type": "contour" if numeric else "heatmap", "z": _z_rows(z),
+        "type": "contour" if numeric else "heatmap",
+        "z": _z_rows(z),
         "x": bx.centers if numeric or bx.edges is None else nums(bx.edges),
         "y": by.centers if numeric or by.edges is None else nums(by.edges),
-        "customdata": counts.tolist(), "colorbar": {"title": {"text": f"{stat} {obj.label}"}},
+        "customdata": counts.tolist(),
+        "colorbar": {"title": {"text": f"{stat} {obj.label}"}},
         "hovertemplate": f"x=%{{x}}<br>y=%{{y}}<br>{stat}=%{{z}}<br>"
-                         "trials=%{customdata}<extra></extra>", **colorscale(obj),
+        "trials=%{customdata}<extra></extra>",
+        **colorscale(obj),
     }
     if numeric:
         trace.update(connectgaps=True, contours={"coloring": "heatmap"}, line={"width": 0.5})
     return trace
 
 
-def _two_param_figure(obj: data.Objective, px: data.Param, py: data.Param, title: str,
-                      n_bins: tuple[int, int], stat: str) -> Figure:
+def _two_param_figure(
+    obj: data.Objective,
+    px: data.Param,
+    py: data.Param,
+    title: str,
+    n_bins: tuple[int, int],
+    stat: str,
+) -> Figure:
     rows = np.flatnonzero(~np.isnan(px.values) & ~np.isnan(py.values))
     if rows.size == 0:
         return empty_figure(title)
@@ -89,8 +106,10 @@ def _two_param_figure(obj: data.Objective, px: data.Param, py: data.Param, title
     z, counts = _grid(bx, by, obj.values[rows], stat)
     dots = rows[sample_indices(obj.loss[rows], MAX_DOTS, 100)]
     layout = base_layout(title, xaxis=bx.axis, yaxis=by.axis, showlegend=False)
-    fig = {"data": [_surface(bx, by, z, counts, obj, stat), _dots(obj, px, py, dots)],
-           "layout": layout}
+    fig = {
+        "data": [_surface(bx, by, z, counts, obj, stat), _dots(obj, px, py, dots)],
+        "layout": layout,
+    }
     note = f"colour: {stat} {obj.label} per cell of a {bx.n}x{by.n} grid over {rows.size:,} trials"
     if dots.size < rows.size:
         note += f"; dots: {shown_note(dots.size, rows.size)}"
@@ -104,8 +123,9 @@ def contour(req: Request) -> Figure:
         return empty_figure(title)
     usable = {k: p for k, p in params.items() if not p.single}
     if len(usable) < 2:
-        raise PlotError(f"contour needs two searched parameters; study {req.study.name!r} has "
-                        f"{len(usable)}")
+        raise PlotError(
+            f"contour needs two searched parameters; study {req.study.name!r} has {len(usable)}"
+        )
     if req.x is None or req.y is None:
         ranked = [k for k in ped_anova(obj.loss, usable) if k not in (req.x, req.y)]
         x = req.x or ranked.pop(0)
@@ -126,7 +146,9 @@ def lr_batch_heatmap(req: Request) -> Figure:
         return empty_figure(title)
     missing = [n for n in ("learning_rate", "batch_size") if n not in params]
     if missing:
-        raise PlotError(f"lr_batch_heatmap needs searched {' and '.join(missing)}; study "
-                        f"{req.study.name!r} does not search over it")
+        raise PlotError(
+            f"lr_batch_heatmap needs searched {' and '.join(missing)}; study "
+            f"{req.study.name!r} does not search over it"
+        )
     lr, bs = params["learning_rate"], params["batch_size"]
     return _two_param_figure(obj, lr, bs, title, (HEATMAP_LR_BINS, 16), "median")

@@ -43,14 +43,29 @@ def history(req: Request) -> Figure:
         return empty_figure(title)
     bx, by = best_so_far(obj.numbers, obj.values, obj.minimize)
     traces = [
-        {"type": "scatter", "mode": "markers", "name": obj.label, "x": ints(obj.numbers),
-         "y": nums(obj.values), "marker": {"size": 4, "color": color(0), "opacity": 0.6},
-         "hovertemplate": "trial %{x}<br>%{y}<extra></extra>"},
-        {"type": "scatter", "mode": "lines", "name": "best so far", "x": ints(bx),
-         "y": nums(by), "line": {"shape": "hv", "color": color(1), "width": 2}},
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": obj.label,
+            "x": ints(obj.numbers),
+            "y": nums(obj.values),
+            "marker": {"size": 4, "color": color(0), "opacity": 0.6},
+            "hovertemplate": "trial %{x}<br>%{y}<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "best so far",
+            "x": ints(bx),
+            "y": nums(by),
+            "line": {"shape": "hv", "color": color(1), "width": 2},
+        },
     ]
-    layout = base_layout(title, xaxis={"title": {"text": "trial number"}},
-                         yaxis={"title": {"text": f"{obj.label} ({obj.direction})"}})
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": "trial number"}},
+        yaxis={"title": {"text": f"{obj.label} ({obj.direction})"}},
+    )
     return {"data": traces, "layout": layout}
 
 
@@ -66,8 +81,14 @@ def edf_xy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
 
 def edf_trace(values: np.ndarray, name: str, i: int) -> dict[str, Any]:
     x, y, _ = edf_xy(values)
-    return {"type": "scatter", "mode": "lines", "name": name, "x": nums(x), "y": nums(y, 4),
-            "line": {"shape": "hv", "color": color(i)}}
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "x": nums(x),
+        "y": nums(y, 4),
+        "line": {"shape": "hv", "color": color(i)},
+    }
 
 
 def edf(req: Request) -> Figure:
@@ -75,8 +96,11 @@ def edf(req: Request) -> Figure:
     title = req.title("Empirical distribution of the objective")
     if len(obj) == 0:
         return empty_figure(title)
-    layout = base_layout(title, xaxis={"title": {"text": obj.label}},
-                         yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]})
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": obj.label}},
+        yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]},
+    )
     fig = {"data": [edf_trace(obj.values, obj.label, 0)], "layout": layout}
     if len(obj) > MAX_EDF_POINTS:
         add_note(fig, f"curve drawn through {MAX_EDF_POINTS} quantiles of {len(obj):,} trials")
@@ -91,8 +115,10 @@ def optimizer_comparison(req: Request) -> Figure:
         return empty_figure(title)
     opt = params.get("optimizer")
     if opt is None:
-        raise PlotError(f"optimizer_comparison needs an 'optimizer' parameter; study "
-                        f"{req.study.name!r} does not search over one")
+        raise PlotError(
+            f"optimizer_comparison needs an 'optimizer' parameter; study "
+            f"{req.study.name!r} does not search over one"
+        )
     if not opt.categorical:
         raise PlotError("optimizer_comparison needs a categorical 'optimizer' parameter")
     has = ~np.isnan(opt.values)
@@ -102,14 +128,25 @@ def optimizer_comparison(req: Request) -> Figure:
         return empty_figure(title)
     traces = _boxes(keys, values, present, opt.labels)
     traces += _strips(keys, values, present, obj.loss[has])
-    layout = base_layout(title, showlegend=False, yaxis={"title": {"text": obj.label}}, xaxis={
-        "title": {"text": "optimizer"}, "tickvals": list(range(present.size)),
-        "ticktext": [opt.labels[i] for i in present], "range": [-0.6, present.size - 0.4]})
+    layout = base_layout(
+        title,
+        showlegend=False,
+        yaxis={"title": {"text": obj.label}},
+        xaxis={
+            "title": {"text": "optimizer"},
+            "tickvals": list(range(present.size)),
+            "ticktext": [opt.labels[i] for i in present],
+            "range": [-0.6, present.size - 0.4],
+        },
+    )
     fig = {"data": traces, "layout": layout}
     shown = sum(min(int((keys == k).sum()), MAX_STRIP_PER_GROUP) for k in present)
     if shown < values.size:
-        add_note(fig, f"boxes: all {values.size:,} trials; dots: "
-                      f"{shown_note(shown, values.size)} (best and random)")
+        add_note(
+            fig,
+            f"boxes: all {values.size:,} trials; dots: "
+            f"{shown_note(shown, values.size)} (best and random)",
+        )
     return fig
 
 
@@ -122,14 +159,24 @@ def _boxes(keys: np.ndarray, values: np.ndarray, present: np.ndarray, labels: li
         group = values[keys == k]
         iqr = q3 - q1
         inside = group[(group >= q1 - 1.5 * iqr) & (group <= q3 + 1.5 * iqr)]
-        traces.append({
-            "type": "box", "name": labels[k], "x": [pos], "q1": nums([q1]), "median": nums([med]),
-            "q3": nums([q3]), "lowerfence": nums([inside.min()]),
-            "upperfence": nums([inside.max()]),
-            "mean": nums([group.mean()]), "boxpoints": False, "width": 0.6,
-            "marker": {"color": color(int(k))}, "meta": {"count": int(counts[k])},
-            "hovertemplate": f"{labels[k]}: n={int(counts[k])}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "box",
+                "name": labels[k],
+                "x": [pos],
+                "q1": nums([q1]),
+                "median": nums([med]),
+                "q3": nums([q3]),
+                "lowerfence": nums([inside.min()]),
+                "upperfence": nums([inside.max()]),
+                "mean": nums([group.mean()]),
+                "boxpoints": False,
+                "width": 0.6,
+                "marker": {"color": color(int(k))},
+                "meta": {"count": int(counts[k])},
+                "hovertemplate": f"{labels[k]}: n={int(counts[k])}<extra></extra>",
+            }
+        )
     return traces
 
 
@@ -139,12 +186,18 @@ def _strips(keys: np.ndarray, values: np.ndarray, present: np.ndarray, loss: np.
     for pos, k in enumerate(present):
         members = np.flatnonzero(keys == k)
         pick = members[sample_indices(loss[members], MAX_STRIP_PER_GROUP, 40)]
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": "trials", "showlegend": False,
-            "x": nums(pos + rng.uniform(-0.22, 0.22, pick.size), 3), "y": nums(values[pick]),
-            "marker": {"size": 3, "color": color(int(k)), "opacity": 0.45},
-            "hovertemplate": "%{y}<extra></extra>",
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "trials",
+                "showlegend": False,
+                "x": nums(pos + rng.uniform(-0.22, 0.22, pick.size), 3),
+                "y": nums(values[pick]),
+                "marker": {"size": 3, "color": color(int(k)), "opacity": 0.45},
+                "hovertemplate": "%{y}<extra></extra>",
+            }
+        )
     return traces
 
 
@@ -173,8 +226,9 @@ def _objective_index(raw: str | None, default: int, n: int, which: str) -> int:
 def pareto_front(req: Request) -> Figure:
     k = len(req.study.directions)
     if k < 2:
-        raise PlotError(f"pareto_front needs a multi-objective study; {req.study.name!r} "
-                        "has a single objective")
+        raise PlotError(
+            f"pareto_front needs a multi-objective study; {req.study.name!r} has a single objective"
+        )
     ix = _objective_index(req.x, 0, k, "x")
     iy = _objective_index(req.y, 1, k, "y")
     numbers, values = data.read_all_objectives(req.conn, req.study)
@@ -186,18 +240,33 @@ def pareto_front(req: Request) -> Figure:
     others = np.flatnonzero(~on_front)
     picked = others[sample_indices(np.sum(values[others] * signs, axis=1), MAX_PARETO_OTHERS, 0)]
     traces = []
-    for name, idx, style in (("other trials", picked, {"color": "#9aa4b1", "size": 4}),
-                             ("Pareto front", np.flatnonzero(on_front),
-                              {"color": color(1), "size": 7})):
-        traces.append({"type": "scatter", "mode": "markers", "name": name,
-                       "x": nums(values[idx, ix]), "y": nums(values[idx, iy]),
-                       "customdata": ints(numbers[idx]), "marker": style,
-                       "hovertemplate": "trial %{customdata}<br>(%{x}, %{y})<extra></extra>"})
+    for name, idx, style in (
+        ("other trials", picked, {"color": "#9aa4b1", "size": 4}),
+        ("Pareto front", np.flatnonzero(on_front), {"color": color(1), "size": 7}),
+    ):
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": nums(values[idx, ix]),
+                "y": nums(values[idx, iy]),
+                "customdata": ints(numbers[idx]),
+                "marker": style,
+                "hovertemplate": "trial %{customdata}<br>(%{x}, %{y})<extra></extra>",
+            }
+        )
     dirs = req.study.directions
-    layout = base_layout(title, xaxis={"title": {"text": f"objective {ix} ({dirs[ix]})"}},
-                         yaxis={"title": {"text": f"objective {iy} ({dirs[iy]})"}})
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": f"objective {ix} ({dirs[ix]})"}},
+        yaxis={"title": {"text": f"objective {iy} ({dirs[iy]})"}},
+    )
     fig = {"data": traces, "layout": layout}
     if picked.size < others.size:
-        add_note(fig, f"all {int(on_front.sum()):,} Pareto-optimal trials; "
-                      f"{shown_note(picked.size, others.size, 'other trials')}")
+        add_note(
+            fig,
+            f"all {int(on_front.sum()):,} Pareto-optimal trials; "
+            f"{shown_note(picked.size, others.size, 'other trials')}",
+        )
     return fig

@@ -37,8 +37,8 @@ def load(req: Request, names: list[str] | None = None) -> tuple[data.Objective, 
 
 
 def colorscale(obj: data.Objective) -> dict[str, Any]:
-    """Darker is better, whatever the direction."""
-    return {"colorscale": "Blues", "reversescale": obj.minimize}
+    """Darker is better, whatever the direction (plotly.js "Blues" runs dark to light)."""
+    return {"colorscale": "Blues", "reversescale": not obj.minimize}
 
 
 def param_importances(req: Request) -> Figure:
@@ -49,11 +49,22 @@ def param_importances(req: Request) -> Figure:
     imp = ped_anova(obj.loss, params)
     names = list(imp)[::-1]  # most important on top
     vals = [imp[n] for n in names]
-    trace = {"type": "bar", "orientation": "h", "x": nums(vals, 4), "y": names,
-             "text": [f"{v:.3f}" for v in vals], "textposition": "outside",
-             "marker": {"color": color(0)}, "hovertemplate": "%{y}: %{x}<extra></extra>"}
-    layout = base_layout(title, xaxis={"title": {"text": "importance (sums to 1)"}},
-                         yaxis={"automargin": True}, showlegend=False)
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "x": nums(vals, 4),
+        "y": names,
+        "text": [f"{v:.3f}" for v in vals],
+        "textposition": "outside",
+        "marker": {"color": color(0)},
+        "hovertemplate": "%{y}: %{x}<extra></extra>",
+    }
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": "importance (sums to 1)"}},
+        yaxis={"automargin": True},
+        showlegend=False,
+    )
     fig = {"data": [trace], "layout": layout}
     note = f"PED-ANOVA: top 10% vs all {len(obj):,} completed trials"
     if sum(vals) == 0:
@@ -92,13 +103,25 @@ def parallel_coordinate(req: Request) -> Figure:
     pick = rows[sample_indices(obj.loss[rows], MAX_LINES, TOP_LINES)]
     dims = [{"label": obj.label, "values": nums(obj.values[pick])}]
     dims += [_dimension(p, p.values[pick]) for p in params.values()]
-    trace = {"type": "parcoords", "dimensions": dims, "line": {
-        "color": nums(obj.values[pick]), "showscale": True,
-        "colorbar": {"title": {"text": obj.label}}, **colorscale(obj)}}
+    trace = {
+        "type": "parcoords",
+        "dimensions": dims,
+        "line": {
+            "color": nums(obj.values[pick]),
+            "showscale": True,
+            "colorbar": {"title": {"text": obj.label}},
+            **colorscale(obj),
+        },
+    }
     fig = {"data": [trace], "layout": base_layout(title, margin={"t": 90, "l": 80, "r": 80})}
     if pick.size < len(obj):
-        add_note(fig, f"{shown_note(pick.size, len(obj))}: the best {TOP_LINES} "
-                      "and a random sample", shown=int(pick.size), total=len(obj))
+        add_note(
+            fig,
+            f"{shown_note(pick.size, len(obj))}: the best {TOP_LINES} and a random sample",
+            below=True,
+            shown=int(pick.size),
+            total=len(obj),
+        )
     return fig
 
 
@@ -116,23 +139,42 @@ def slice_plot(req: Request) -> Figure:
         sfx = "" if i == 0 else str(i + 1)
         has = pick[~np.isnan(param.values[pick])]
         x = labels_of(param, param.values[has]) if param.categorical else nums(param.values[has])
-        traces.append({
-            "type": "scatter", "mode": "markers", "x": x, "y": nums(obj.values[has]),
-            "xaxis": f"x{sfx}", "yaxis": f"y{sfx}", "name": param.name,
-            "customdata": ints(obj.numbers[has]),
-            "hovertemplate": f"{param.name}=%{{x}}<br>{obj.label}=%{{y}}<br>"
-                             "trial %{customdata}<extra></extra>",
-            "marker": {"size": 4, "opacity": 0.6, "color": ints(obj.numbers[has]),
-                       "colorscale": "Viridis", "showscale": i == 0,
-                       "colorbar": {"title": {"text": "trial"}}},
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": x,
+                "y": nums(obj.values[has]),
+                "xaxis": f"x{sfx}",
+                "yaxis": f"y{sfx}",
+                "name": param.name,
+                "customdata": ints(obj.numbers[has]),
+                "hovertemplate": f"{param.name}=%{{x}}<br>{obj.label}=%{{y}}<br>"
+                "trial %{customdata}<extra></extra>",
+                "marker": {
+                    "size": 4,
+                    "opacity": 0.6,
+                    "color": ints(obj.numbers[has]),
+                    "colorscale": "Viridis",
+                    "showscale": i == 0,
+                    "colorbar": {"title": {"text": "trial"}},
+                },
+            }
+        )
         layout[f"xaxis{sfx}"] = {**axis_for(param), "domain": xd, "anchor": f"y{sfx}"}
-        layout[f"yaxis{sfx}"] = {"domain": yd, "anchor": f"x{sfx}",
-                                 "title": {"text": obj.label if i % cols == 0 else ""}}
+        layout[f"yaxis{sfx}"] = {
+            "domain": yd,
+            "anchor": f"x{sfx}",
+            "title": {"text": obj.label if i % cols == 0 else ""},
+        }
     fig = {"data": traces, "layout": layout}
     if pick.size < len(obj):
-        add_note(fig, f"{shown_note(pick.size, len(obj))}: the best {TOP_SLICE_POINTS} "
-                      "and a random sample", shown=int(pick.size), total=len(obj))
+        add_note(
+            fig,
+            f"{shown_note(pick.size, len(obj))}: the best {TOP_SLICE_POINTS} and a random sample",
+            shown=int(pick.size),
+            total=len(obj),
+        )
     return fig
 
 

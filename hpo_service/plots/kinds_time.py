@@ -24,8 +24,13 @@ from hpo_service.plots.options import Request
 MAX_TIMELINE = 20_000
 MAX_CURVES = 200
 TOP_CURVES = 50
-STATE_COLORS = {"COMPLETE": "#00CC96", "PRUNED": "#FFA15A", "FAIL": "#EF553B",
-                "RUNNING": "#636EFA", "WAITING": "#9aa4b1"}
+STATE_COLORS = {
+    "COMPLETE": "#00CC96",
+    "PRUNED": "#FFA15A",
+    "FAIL": "#EF553B",
+    "RUNNING": "#636EFA",
+    "WAITING": "#9aa4b1",
+}
 
 
 def _segments(start: np.ndarray, end: np.ndarray, numbers: np.ndarray) -> tuple[list, list]:
@@ -53,22 +58,38 @@ def timeline(req: Request) -> Figure:
         if not mine.any():
             continue
         x, y = _segments(t.start[rows][mine], end[mine], t.numbers[rows][mine])
-        traces.append({"type": "scatter", "mode": "lines", "name": f"{state} ({mine.sum():,})",
-                       "x": x, "y": y, "line": {"color": col, "width": 3},
-                       "hovertemplate": "trial %{y}<br>%{x}<extra></extra>"})
-    layout = base_layout(title, xaxis={"type": "date", "title": {"text": "time (UTC)"}},
-                         yaxis={"title": {"text": "trial number"}})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{state} ({mine.sum():,})",
+                "x": x,
+                "y": y,
+                "line": {"color": col, "width": 3},
+                "hovertemplate": "trial %{y}<br>%{x}<extra></extra>",
+            }
+        )
+    layout = base_layout(
+        title,
+        xaxis={"type": "date", "title": {"text": "time (UTC)"}},
+        yaxis={"title": {"text": "trial number"}},
+    )
     fig = {"data": traces, "layout": layout}
     if rows.size < started.sum():
-        add_note(fig, f"{shown_note(rows.size, int(started.sum()))}: the latest",
-                 shown=int(rows.size), total=int(started.sum()))
+        add_note(
+            fig,
+            f"{shown_note(rows.size, int(started.sum()))}: the latest",
+            shown=int(rows.size),
+            total=int(started.sum()),
+        )
     return fig
 
 
 def _group_of(req: Request, trial_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Optimizer choice index per trial (0 for all when there is no optimizer param)."""
-    params = data.read_params(req.conn, req.study, trial_ids, ["optimizer"],
-                              states="'COMPLETE', 'PRUNED'")
+    params = data.read_params(
+        req.conn, req.study, trial_ids, ["optimizer"], states="'COMPLETE', 'PRUNED'"
+    )
     opt = params.get("optimizer")
     if opt is None or not opt.categorical:
         return np.zeros(trial_ids.size, dtype=np.int64), ["all trials"]
@@ -88,10 +109,13 @@ def intermediate_values(req: Request) -> Figure:
     last = _last_values(row, steps, values, trials.size)
     loss = last if req.study.directions[0] == "minimize" else -last
     picked = sample_indices(loss, MAX_CURVES, TOP_CURVES)
-    traces = _bands(group_of_trial[row], steps, values, labels)
-    traces += _curves(row, steps, values, picked, group_of_trial, labels)
-    layout = base_layout(title, xaxis={"title": {"text": "step (epoch)"}},
-                         yaxis={"title": {"text": "intermediate value"}})
+    traces = _curves(row, steps, values, picked, group_of_trial, labels)
+    traces += _bands(group_of_trial[row], steps, values, labels)  # drawn on top
+    layout = base_layout(
+        title,
+        xaxis={"title": {"text": "step (epoch)"}},
+        yaxis={"title": {"text": "intermediate value"}},
+    )
     fig = {"data": traces, "layout": layout}
     note = "lines: median per optimizer, band: 25-75% of the trials reaching each step"
     if picked.size < trials.size:
@@ -119,21 +143,45 @@ def _bands(group: np.ndarray, steps: np.ndarray, values: np.ndarray, labels: lis
             continue
         x = uniq_steps[has].tolist()
         lo, med, hi = (q[i, sl][has] for i in range(3))
-        traces.append({"type": "scatter", "mode": "lines", "x": x + x[::-1],
-                       "y": nums(np.concatenate([hi, lo[::-1]]), 5), "fill": "toself",
-                       "fillcolor": _rgba(color(g), 0.18), "line": {"width": 0},
-                       "legendgroup": label, "showlegend": False, "hoverinfo": "skip"})
-        traces.append({"type": "scatter", "mode": "lines", "name": label, "x": x,
-                       "y": nums(med, 5), "legendgroup": label,
-                       "line": {"color": color(g), "width": 3},
-                       "customdata": counts[sl][has].tolist(),
-                       "hovertemplate": f"{label} median %{{y}} (n=%{{customdata}})"
-                                        "<extra></extra>"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{label} 25-75%",
+                "x": x + x[::-1],
+                "y": nums(np.concatenate([hi, lo[::-1]]), 5),
+                "fill": "toself",
+                "fillcolor": _rgba(color(g), 0.18),
+                "line": {"width": 0},
+                "legendgroup": label,
+                "showlegend": False,
+                "hoverinfo": "skip",
+            }
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": label,
+                "x": x,
+                "y": nums(med, 5),
+                "legendgroup": label,
+                "line": {"color": color(g), "width": 3},
+                "customdata": counts[sl][has].tolist(),
+                "hovertemplate": f"{label} median %{{y}} (n=%{{customdata}})<extra></extra>",
+            }
+        )
     return traces
 
 
-def _curves(row: np.ndarray, steps: np.ndarray, values: np.ndarray, picked: np.ndarray,
-            group_of_trial: np.ndarray, labels: list[str]) -> list:
+def _curves(
+    row: np.ndarray,
+    steps: np.ndarray,
+    values: np.ndarray,
+    picked: np.ndarray,
+    group_of_trial: np.ndarray,
+    labels: list[str],
+) -> list:
     """One trace per optimizer with all its sampled curves, separated by None."""
     in_pick = np.isin(row, picked)
     r, s, v = row[in_pick], steps[in_pick], values[in_pick]
@@ -148,13 +196,23 @@ def _curves(row: np.ndarray, steps: np.ndarray, values: np.ndarray, picked: np.n
         breaks = np.flatnonzero(np.diff(rr)) + 1
         x = np.insert(ss.astype(np.float64), breaks, np.nan)
         y = np.insert(vv, breaks, np.nan)
-        traces.append({"type": "scatter", "mode": "lines", "name": f"{label} trials",
-                       "legendgroup": label, "showlegend": False, "x": nums(x), "y": nums(y, 5),
-                       "line": {"color": color(g), "width": 1}, "opacity": 0.35,
-                       "hoverinfo": "skip"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{label} trials",
+                "legendgroup": label,
+                "showlegend": False,
+                "x": nums(x),
+                "y": nums(y, 5),
+                "line": {"color": color(g), "width": 1},
+                "opacity": 0.35,
+                "hoverinfo": "skip",
+            }
+        )
     return traces
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
