@@ -67,6 +67,11 @@ function value(raw) {
   return /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s) ? Number(s) : s;
 }
 
+/** One choice is a fixed value, not a search dimension. */
+function oneOrMany(values) {
+  return values.length === 1 ? values[0] : values;
+}
+
 export function buildSpec(form) {
   const get = (name) => (form.elements.namedItem(name) ? form.elements.namedItem(name).value : "");
   const checked = (name) => [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((el) => el.value);
@@ -95,8 +100,8 @@ export function buildSpec(form) {
       hidden_units: rangeOf("search_space.hidden_units"),
       num_layers: rangeOf("search_space.num_layers"),
       dropout: rangeOf("search_space.dropout"),
-      optimizer: checked("search_space.optimizer"),
-      cell: checked("search_space.cell"),
+      optimizer: oneOrMany(checked("search_space.optimizer")),
+      cell: oneOrMany(checked("search_space.cell")),
     }),
     budget: prune({
       n_trials: value(get("budget.n_trials")),
@@ -261,7 +266,8 @@ export async function render(root, _args, scope) {
     const uploads = itemsOf(await api("/api/datasets"), "datasets");
     for (const d of uploads) {
       const id = d.id || d.dataset_id;
-      if (id) datasetList.append(h("option", { value: `upload:${id}` }, `${d.name || id} (${d.kind || "upload"})`));
+      const ref = d.dataset || (id ? `upload:${id}` : null);
+      if (ref) datasetList.append(h("option", { value: ref }, `${d.name || id} (${d.kind || "upload"}, ${d.rows ?? "?"} rows)`));
     }
   } catch {
     /* no datasets route or not allowed: built-ins only */

@@ -1,17 +1,17 @@
-// One study: summary (GET /api/studies/{name}), controls (POST .../pause|resume|stop, .../workers),
-// the best trial, plot tabs (GET .../plots/{kind}, fetched when a tab is opened), and a paged,
-// sortable trial table (GET .../trials?offset=&limit=&order=) kept live by polling
-// GET .../trials?after=CURSOR for new or changed trials only.
+// One study: summary (GET /api/studies/{name}), controls (POST .../pause|resume|stop,
+// POST/DELETE .../workers, DELETE the study), the best trial, plot tabs (GET .../plots/{kind},
+// fetched when a tab is opened), and a paged, sortable trial table (see trials.js) kept live by
+// polling GET .../trials?after=CURSOR, which returns only new or changed trials.
 //
 // First view of a 10,000-trial study: the summary, one page of 50 trials and one aggregated
-// figure; nothing else is fetched until asked for.
+// figure (about 120 kB); nothing else is fetched until asked for.
 
-import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial, totalOf } from "../api.js";
+import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial } from "../api.js";
+import { PAGE_SIZE, TrialTable } from "../trials.js";
 import { KIND_LABELS, PLOT_KINDS, drawFigure, loadPlotly, purge, showPlot } from "../plots.js";
-import { badge, fill, fmtDuration, fmtNumber, fmtParam, fmtTime, h, progressBar } from "../util.js";
+import { badge, fill, fmtDuration, fmtNumber, fmtParam, h, progressBar } from "../util.js";
 import { deviceSelect } from "./workers.js";
 
-const PAGE_SIZE = 50;
 const POLL_MS = 2000;
 const PLOT_REFRESH_MS = 10000;
 
@@ -19,13 +19,8 @@ function studyPath(name) {
   return `/api/studies/${encodeURIComponent(name)}`;
 }
 
-/** Resume a created or paused study (a 409 means it already runs or is over) and start workers. */
+/** Start local worker processes (the API starts a created or paused study first). */
 export async function startWorkers(name, processes, device) {
-  try {
-    await api(`${studyPath(name)}/resume`, { method: "POST" });
-  } catch (error) {
-    if (!(error instanceof ApiError) || error.status !== 409) throw error;
-  }
   return api(`${studyPath(name)}/workers`, { method: "POST", body: { processes, device } });
 }
 
@@ -45,8 +40,6 @@ export async function render(root, { name, query }, scope) {
   const base = studyPath(name);
   loadPlotly().catch(() => {}); // start the (cached) script download while the data arrives
 
-  let order = query.get("order") || "-number";
-  let offset = 0;
   let cursor = null;
   let lastCounts = "";
   let plotStale = false;
@@ -59,7 +52,7 @@ export async function render(root, { name, query }, scope) {
   // --- first view: summary + first page of trials, in parallel ---
   const [summaryRaw, firstPage] = await Promise.all([
     api(base),
-    api(`${base}/trials`, { query: { offset: 0, limit: PAGE_SIZE, order } }),
+    api(`${base}/trials`, { query: { limit: PAGE_SIZE, order: "desc" } }),
   ]);
   if (!scope.alive) return;
   let summary = normStudy(summaryRaw);
@@ -80,12 +73,13 @@ export async function render(root, { name, query }, scope) {
     resume: h("button", { class: "secondary", "data-action": "resume", onclick: () => act("resume") }, "Resume"),
     stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials finish; no new ones start.`)) act("stop"); } }, "Stop"),
     workers: h("button", { "data-action": "start-workers", onclick: onStartWorkers }, "Start workers"),
+    stopWorkers: h("button", { class: "secondary", "data-action": "stop-workers", title: "Stop the worker processes this server started for the study", onclick: onStopWorkers }, "Stop workers"),
     remove: h("button", { class: "secondary danger", "data-action": "delete", onclick: onDelete }, "Delete"),
   };
   const controls = h("div", { class: "controls" },
     buttons.pause, buttons.resume, buttons.stop,
     h("span", { class: "sep" }),
-    h("label", { class: "inline" }, processes, " processes on ", device), buttons.workers,
+    h("label", { class: "inline" }, processes, " processes on ", device), buttons.workers, buttons.stopWorkers,
     h("span", { class: "sep" }), buttons.remove);
 
   // --- best trial ---
@@ -104,22 +98,18 @@ export async function render(root, { name, query }, scope) {
 
   // --- trials ---
   const liveNote = h("span", { class: "live muted", id: "live-note" });
-  const thead = h("thead");
-  const tbody = h("tbody");
-  const pager = h("div", { class: "pager" });
   const detail = h("div", { class: "trial-detail", hidden: true });
+  const table = new TrialTable({ base, metrics: summary.metrics, directions: summary.directions, params, onOpen: showTrial });
   const trialsCard = h("section", { class: "card trials" },
     h("div", { class: "card-head" }, h("h2", {}, "Trials"), liveNote),
-    detail,
-    h("div", { class: "table-wrap" }, h("table", { class: "table trials-table" }, thead, tbody)),
-    pager);
+    detail, table.el);
 
   fill(root, head, best, plots, trialsCard);
 
   renderSummary();
   renderHead();
-  renderPage(firstPage, new Set());
   openTab(query.get("plot") && kinds.includes(query.get("plot")) ? query.get("plot") : "history");
+  await table.init(firstPage);
   scope.every(POLL_MS, poll);
   scope.onCleanup(() => purge(plotEl));
 
@@ -149,6 +139,7 @@ export async function render(root, { name, query }, scope) {
     buttons.resume.disabled = !["created", "paused"].includes(st);
     buttons.stop.disabled = !["created", "running", "paused"].includes(st);
     buttons.workers.disabled = ["completed", "stopped"].includes(st);
+    buttons.stopWorkers.disabled = !running && st !== "running";
   }
 
   function renderHead() {
@@ -166,64 +157,7 @@ export async function render(root, { name, query }, scope) {
       h("dl", { class: "params" }, Object.entries(b.params || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, fmtParam(v))])));
   }
 
-  // --- trials table ---
-
-  function columns() {
-    const cols = [
-      { key: "number", label: "#", cls: "num", get: (t) => t.number },
-      { key: "state", label: "State", get: (t) => badge(t.state) },
-    ];
-    summary.metrics.forEach((m, i) => cols.push({ key: i === 0 ? "value" : null, label: m, cls: "num", get: (t) => fmtNumber(t.values[i]) }));
-    for (const p of params) cols.push({ key: `params.${p}`, label: p, cls: "num", get: (t) => fmtParam(t.params[p]) });
-    cols.push({ key: "duration", label: "Duration", cls: "num", get: (t) => fmtDuration(t.duration) });
-    cols.push({ key: "datetime_start", label: "Started", get: (t) => fmtTime(t.start) });
-    return cols;
-  }
-
-  function renderPage(page, changed) {
-    const cols = columns();
-    const sortKey = order.replace(/^-/, "");
-    const desc = order.startsWith("-");
-    fill(thead, h("tr", {}, cols.map((c) => c.key
-      ? h("th", { class: `${c.cls || ""} sortable ${c.key === sortKey ? (desc ? "desc" : "asc") : ""}`, dataset: { sort: c.key },
-          "aria-sort": c.key === sortKey ? (desc ? "descending" : "ascending") : "none",
-          onclick: () => sortBy(c.key) }, c.label)
-      : h("th", { class: c.cls || "" }, c.label))));
-    const trials = itemsOf(page, "trials").map(normTrial);
-    const total = totalOf(page, offset + trials.length);
-    if (!trials.length) {
-      fill(tbody, h("tr", {}, h("td", { colspan: String(cols.length), class: "muted empty" }, "No trials yet: start workers to run some.")));
-    } else {
-      fill(tbody, trials.map((t) => h("tr", {
-        class: `trial-row ${changed.has(t.number) ? "flash" : ""}`, dataset: { number: String(t.number), state: t.state },
-        onclick: () => showTrial(t.number) }, cols.map((c) => h("td", { class: c.cls || "" }, c.get(t))))));
-    }
-    fill(pager,
-      h("span", { class: "muted", id: "trial-range" }, total ? `${fmtNumber(offset + 1)}–${fmtNumber(offset + trials.length)} of ${fmtNumber(total)}` : ""),
-      h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(0) }, "« First"),
-      h("button", { class: "secondary", disabled: offset === 0, onclick: () => goto(Math.max(0, offset - PAGE_SIZE)) }, "‹ Previous"),
-      h("button", { class: "secondary", disabled: offset + trials.length >= total, onclick: () => goto(offset + PAGE_SIZE) }, "Next ›"));
-  }
-
-  async function loadPage(changed = new Set()) {
-    const page = await api(`${base}/trials`, { query: { offset, limit: PAGE_SIZE, order } });
-    if (!scope.alive) return;
-    if (cursor === null) cursor = cursorOf(page);
-    renderPage(page, changed);
-  }
-
-  function goto(newOffset) {
-    offset = newOffset;
-    loadPage().catch(showActionError);
-  }
-
-  function sortBy(key) {
-    const sortKey = order.replace(/^-/, "");
-    if (key === sortKey) order = order.startsWith("-") ? key : `-${key}`;
-    else order = key === "number" || key === "datetime_start" || key === "duration" ? `-${key}` : key;
-    offset = 0;
-    loadPage().catch(showActionError);
-  }
+  // --- trial details ---
 
   async function showTrial(number) {
     detail.hidden = false;
@@ -308,29 +242,32 @@ export async function render(root, { name, query }, scope) {
 
   async function poll() {
     const before = lastCounts;
-    const [fresh, changes] = await Promise.all([
-      api(base),
-      cursor !== null ? api(`${base}/trials`, { query: { after: cursor, limit: 500 } }) : Promise.resolve(null),
-    ]);
+    const [fresh, changes] = await Promise.all([api(base), pollTrials()]);
     if (!scope.alive) return;
     summary = normStudy(fresh);
     const counts = JSON.stringify(summary.counts);
     lastCounts = counts;
-    let changed = new Set();
-    if (changes) {
-      changed = new Set(itemsOf(changes, "trials").map((t) => t.number));
-      const next = cursorOf(changes);
-      if (next !== null) cursor = next;
-    }
-    const moved = changed.size > 0 || (before && before !== counts);
+    const total = Object.values(summary.counts).reduce((a, b) => a + b, 0);
     renderSummary();
-    if (moved) {
+    const changed = await table.apply(changes, total);
+    if (changed.size || (before && before !== counts)) {
       renderHead();
       plotStale = true;
       liveNote.textContent = `updated ${new Date().toLocaleTimeString("en-GB")}${changed.size ? ` · ${changed.size} new or changed trial(s)` : ""}`;
-      await loadPage(changed);
     }
     if (plotStale && Date.now() - lastPlotAt > PLOT_REFRESH_MS && activeKind) await refreshPlot();
+  }
+
+  /** New or changed trials since the last poll (following has_more for a few pages). */
+  async function pollTrials() {
+    const found = [];
+    for (let i = 0; i < 5 && cursor !== null; i++) {
+      const page = await api(`${base}/trials`, { query: { after: cursor, limit: 1000 } });
+      found.push(...itemsOf(page, "trials"));
+      cursor = cursorOf(page) ?? cursor;
+      if (!page || !page.has_more) break;
+    }
+    return found;
   }
 
   // --- actions ---
@@ -358,10 +295,27 @@ export async function render(root, { name, query }, scope) {
     }
   }
 
+  async function onStopWorkers() {
+    fill(actionMessage);
+    try {
+      const answer = await api(`${base}/workers`, { method: "DELETE" });
+      const n = answer && Array.isArray(answer.pids) ? answer.pids.length : 0;
+      fill(actionMessage, h("span", { class: "ok" }, n ? `Asked ${n} worker process(es) to stop after their current epoch.` : "This server runs no workers for this study."));
+    } catch (error) {
+      showActionError(error);
+    }
+  }
+
   async function onDelete() {
     if (!confirm(`Delete study ${name} with all its trials and saved models? This cannot be undone.`)) return;
     try {
-      await api(base, { method: "DELETE" });
+      try {
+        await api(base, { method: "DELETE" });
+      } catch (error) {
+        // 409: trials still run. Offer to delete anyway (their workers are stopped first).
+        if (!(error instanceof ApiError) || error.status !== 409 || !confirm(`${error.messages.join("; ")}\n\nDelete anyway?`)) throw error;
+        await api(base, { method: "DELETE", query: { force: true } });
+      }
       location.hash = "#/";
     } catch (error) {
       showActionError(error);
