@@ -55,12 +55,18 @@ export class TrialTable {
     this.render(new Set());
   }
 
-  /** Merge a poll's new or changed trials; resolves to their numbers. */
+  /** Merge a poll's new or changed trials; resolves to the numbers of those that differ. */
   async apply(changes, total) {
-    const changed = new Set(changes.map((t) => t.number));
+    // The cursor may deliver a trial again (at least once): only real differences count.
+    const fresh = changes.map(normTrial).filter((t) => {
+      const known = this.mode === "all" ? this.trials.get(t.number) : this.page.find((p) => p.number === t.number);
+      return !known || known.state !== t.state || JSON.stringify(known.values) !== JSON.stringify(t.values)
+        || (known.complete || null) !== (t.complete || null);
+    });
+    const changed = new Set(fresh.map((t) => t.number));
     if (!changed.size && total === this.total) return changed;
     if (this.mode === "all") {
-      for (const t of changes.map(normTrial)) this.trials.set(t.number, t);
+      for (const t of fresh) this.trials.set(t.number, t);
       this.total = Math.max(total ?? 0, this.trials.size);
       this.render(changed);
     } else {

@@ -19,7 +19,12 @@ export async function render(root, { query }, scope) {
     ? studies.map((s) => h("label", { class: "pick" },
       h("input", { type: "checkbox", name: "studies", value: s.name, checked: picked.has(s.name) }),
       h("span", { class: "pick-name" }, s.name), badge(s.state),
-      h("span", { class: "muted small" }, `${s.finished}/${s.total} · ${(s.spec && s.spec.sampler && s.spec.sampler.type) || ""}${s.best && s.best.value !== undefined && s.best.value !== null ? ` · best ${fmtNumber(s.best.value)}` : ""}`)))
+      h("span", { class: "muted small" }, [
+        `${fmtNumber(s.finished)}/${fmtNumber(s.total)}`,
+        s.spec && s.spec.sampler && s.spec.sampler.type,
+        s.spec && s.spec.pruner && s.spec.pruner.type !== "none" ? `${s.spec.pruner.type} pruner` : null,
+        s.best && s.best.value !== undefined && s.best.value !== null ? `best ${fmtNumber(s.best.value)}` : null,
+      ].filter(Boolean).join(" · "))))
     : h("p", { class: "muted" }, "No studies yet."));
   const form = h("form", { id: "compare-form", onsubmit: (event) => {
     event.preventDefault();

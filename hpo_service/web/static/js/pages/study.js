@@ -154,7 +154,8 @@ export async function render(root, { name, query }, scope) {
       h("div", { class: "card-head" },
         h("h2", {}, "Best trial ", h("a", { href: "#", onclick: (e) => { e.preventDefault(); showTrial(b.number); } }, `#${b.number}`)),
         h("span", { class: "best-value", id: "best-value" }, summary.metrics.map((m, i) => `${m} = ${fmtNumber(values[i])}`).join(", "))),
-      h("dl", { class: "params" }, Object.entries(b.params || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, fmtParam(v))])));
+      h("div", { class: "kv-list" }, Object.entries(b.params || {}).map(([k, v]) =>
+        h("span", { class: "kv" }, h("span", { class: "k" }, k), " ", h("b", {}, fmtParam(v))))));
   }
 
   // --- trial details ---
