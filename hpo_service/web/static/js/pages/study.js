@@ -128,7 +128,7 @@ export async function render(root, { name, query }, scope) {
         meta("Dataset", task.dataset || "–"), meta("Objective", s.metrics.map((m, i) => `${m} (${s.directions[i] || "?"})`).join(", ")),
         meta("Sampler", (spec.sampler && spec.sampler.type) || "–"), meta("Pruner", (spec.pruner && spec.pruner.type) || "–"),
         meta("Epochs", (spec.budget && spec.budget.max_epochs) ?? "–"),
-        meta("Elapsed", fmtDuration(s.elapsed)), meta("Time left", s.eta === undefined || s.eta === null ? "–" : `≈ ${fmtDuration(s.eta)}`)),
+        meta("Elapsed", fmtDuration(s.elapsed)), meta("Time left", s.state !== "running" || s.eta === undefined || s.eta === null ? "–" : `≈ ${fmtDuration(s.eta)}`)),
       progressBar(s.finished, s.total, `${fmtNumber(s.finished)} / ${fmtNumber(s.total)} trials finished`),
       h("div", { class: "counts", id: "trial-counts" },
         ["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"].map((k) => h("span", { class: `count count-${k.toLowerCase()}` }, h("b", {}, c[k] || 0), ` ${k.toLowerCase()}`)),
@@ -182,9 +182,21 @@ export async function render(root, { name, query }, scope) {
             t.worker ? [h("dt", {}, "worker"), h("dd", { class: "mono" }, t.worker)] : null,
             reason ? [h("dt", {}, "reason"), h("dd", { class: "error" }, reason)] : null),
           curveEl));
-      const traces = curveTraces(curves, iv);
+      const traces = curveTraces(curves, iv, summary.metrics);
       if (traces.length) {
-        await drawFigure(curveEl, { data: traces, layout: { title: { text: "Per-epoch curves" }, height: 300, margin: { t: 40, l: 50, r: 10, b: 40 }, xaxis: { title: { text: "epoch" } }, yaxis2: { overlaying: "y", side: "right", showgrid: false }, legend: { orientation: "h" } } });
+        const epochs = Math.max(...traces.map((t) => t.x.length));
+        const twoAxes = traces.some((t) => t.yaxis === "y2");
+        await drawFigure(curveEl, {
+          data: traces,
+          layout: {
+            height: 300,
+            margin: { t: 30, l: 55, r: twoAxes ? 60 : 15, b: 45 },
+            legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+            xaxis: { title: { text: "epoch" }, ...(epochs <= 20 ? { dtick: 1 } : {}) },
+            yaxis: { title: { text: twoAxes ? "loss" : "value" } },
+            ...(twoAxes ? { yaxis2: { title: { text: "validation metric" }, overlaying: "y", side: "right", showgrid: false } } : {}),
+          },
+        }, `trial-${t.number}`);
       } else {
         fill(curveEl, h("p", { class: "muted" }, "No per-epoch values recorded."));
       }
@@ -332,11 +344,13 @@ function meta(label, value) {
   return h("div", { class: "meta-item" }, h("span", { class: "meta-label" }, label), h("span", { class: "meta-value" }, value));
 }
 
-function curveTraces(curves, intermediate) {
+/** Losses on the left axis, the study's objective metrics (val_<metric>) on the right. */
+function curveTraces(curves, intermediate, metrics) {
   const traces = [];
+  const wanted = new Set(["train_loss", "val_loss", ...metrics.map((m) => `val_${m}`)]);
   if (curves && typeof curves === "object") {
     for (const [key, ys] of Object.entries(curves)) {
-      if (key === "seconds" || !Array.isArray(ys)) continue;
+      if (!wanted.has(key) || !Array.isArray(ys)) continue;
       traces.push({ type: "scatter", mode: "lines+markers", name: key, x: ys.map((_, i) => i + 1), y: ys,
         yaxis: key.endsWith("loss") ? "y" : "y2" });
     }

@@ -31,7 +31,8 @@ export async function render(root, _args, scope) {
       h("div", { class: "card-head" }, h("h1", {}, "Workers")),
       h("p", { class: "muted" }, "Worker processes registered with this database: local ones started by the server and remote ones that joined by themselves."),
       h("div", { class: "table-wrap" }, h("table", { class: "table workers-table" },
-        h("thead", {}, h("tr", {}, ["Worker", "Host", "PID", "Device", "State", "Study / trial", "Trials done", "Heartbeat", "Started"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ["Worker", "Host", "PID", "Device", "State", "Study / trial", "Trials done", "Heartbeat", "Started"]
+          .map((c) => h("th", { class: c === "PID" || c === "Trials done" ? "num" : "" }, c)))),
         body))),
     h("section", { class: "card" }, h("h2", {}, "Start workers"), form, message));
 
