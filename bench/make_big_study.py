@@ -109,7 +109,9 @@ def trial_rows(
     return rows, curves, n_steps, params | {"_state": states}
 
 
-def insert_all(engine: sa.Engine, study_id: int, n: int, epochs: int, seed: int) -> None:
+def insert_all(
+    engine: sa.Engine, study_id: int, n: int, epochs: int, seed: int, objectives: int = 1
+) -> None:
     rng = np.random.default_rng(seed)
     rows, curves, n_steps, params = trial_rows(study_id, rng, n, epochs)
     states = params.pop("_state")
@@ -122,12 +124,16 @@ def insert_all(engine: sa.Engine, study_id: int, n: int, epochs: int, seed: int)
         )
         trial_ids = [ids[i] for i in range(n)]
         finite = models.TrialValueModel.TrialValueType.FINITE
-        ifinite = models.TrialIntermediateValueModel.TrialIntermediateValueType.FINITE
         values = [
             {"trial_id": trial_ids[i], "objective": 0, "value": float(curves[i, n_steps[i] - 1]),
              "value_type": finite}
-            for i in range(n) if states[i] != 2
+            for i in range(n) if states[i] == 0 or (states[i] == 1 and objectives == 1)
         ]
+        if objectives == 2:  # second objective: model size (thousands of weights), minimised
+            size = params["hidden_units"] ** 2 * params["num_layers"] * 4 / 1000
+            values += [{"trial_id": trial_ids[i], "objective": 1, "value": float(size[i]),
+                        "value_type": finite} for i in range(n) if states[i] == 0]
+        ifinite = models.TrialIntermediateValueModel.TrialIntermediateValueType.FINITE
         inter = [
             {"trial_id": trial_ids[i], "step": s, "intermediate_value": float(curves[i, s]),
              "intermediate_value_type": ifinite}
@@ -151,14 +157,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--study", default=None, help="study name (default big-<trials>)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--objectives", type=int, choices=(1, 2), default=1,
+                    help="2: also minimise model size (for pareto_front)")
     args = ap.parse_args()
     name = args.study or f"big-{args.trials}"
     t0 = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(args.url)
-    study = optuna.create_study(storage=storage, study_name=name, direction="minimize")
+    study = optuna.create_study(storage=storage, study_name=name,
+                                directions=["minimize"] * args.objectives)
     study_id = study._study_id
-    insert_all(storage.engine, study_id, args.trials, args.epochs, args.seed)
+    insert_all(storage.engine, study_id, args.trials, args.epochs, args.seed, args.objectives)
     print(f"study {name!r}: {args.trials} trials x {args.epochs} epochs "
           f"in {time.perf_counter() - t0:.1f} s")
 

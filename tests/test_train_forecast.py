@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from hpo_service.spec import TaskSpec
 from hpo_service.train import EpochResult, TrainConfig, fit, load_predictor, save_artifacts
 
 
-def sunspots(**task: object) -> PreparedData:
+def sunspots(**task: Any) -> PreparedData:
     return load_dataset(TaskSpec(dataset="sunspots", kind="forecasting", **task), None)
 
 

@@ -17,11 +17,16 @@ from hpo_service.spec import TaskSpec
 
 
 def clean_texts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns text/label: drop empty texts and missing labels, then duplicated texts."""
-    frame = frame.assign(text=frame["text"].astype(str).str.strip())
-    frame = frame[(frame["text"] != "") & frame["label"].notna()]
-    frame = frame[frame["text"].map(lambda t: len(tokenize(t)) > 0)]
-    return frame.drop_duplicates("text", keep="first").reset_index(drop=True)
+    """Columns text/label: drop missing labels and texts without tokens, then duplicates.
+
+    Duplicates are judged on the token sequence, so copies that differ only in case or spacing
+    (SMS Spam has 12 beyond its 403 exact ones) cannot land on both sides of a split.
+    """
+    frame = frame[frame["label"].notna()]
+    key = frame["text"].astype(str).map(lambda t: " ".join(tokenize(t)))
+    frame = frame.assign(text=frame["text"].astype(str).str.strip(), _key=key)
+    frame = frame[frame["_key"] != ""].drop_duplicates("_key", keep="first")
+    return frame.drop(columns="_key").reset_index(drop=True)
 
 
 def _stratify(labels: np.ndarray) -> np.ndarray | None:
@@ -77,7 +82,9 @@ def prepare_text(frame: pd.DataFrame, test: pd.DataFrame | None, task: TaskSpec)
     frame = clean_texts(frame)
     if test is not None:
         test = clean_texts(test)
-        frame = frame[~frame["text"].isin(set(test["text"]))].reset_index(drop=True)
+        seen = {" ".join(tokenize(t)) for t in test["text"]}
+        keep = [" ".join(tokenize(t)) not in seen for t in frame["text"]]
+        frame = frame[keep].reset_index(drop=True)
     pool = frame if test is None else pd.concat([frame, test], ignore_index=True)
     codes, names = label_codes(pool["label"])
     n_pool = len(frame)

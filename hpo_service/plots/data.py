@@ -7,7 +7,6 @@ backend, so plain string literals work on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,9 +110,8 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
         sa.text("SELECT direction FROM study_directions WHERE study_id = :s ORDER BY objective"),
         {"s": row[0]},
     ).scalars()
-    directions = tuple(
-        "maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize" for d in dirs
-    )
+    directions = tuple("maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize"
+                       for d in dirs)
     return StudyRef(int(row[0]), name, directions or ("minimize",))
 
 
@@ -127,14 +125,11 @@ def _values_from(rows: Sequence[Any], value_col: int, type_col: int) -> np.ndarr
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT t.trial_id, t.number, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
         f"WHERE t.study_id = :s AND t.state = {_COMPLETE} AND v.objective = :k "
-        "ORDER BY t.number",
-        {"s": study.study_id, "k": objective},
-    )
+        "ORDER BY t.number", {"s": study.study_id, "k": objective})
     values = _values_from(rows, 2, 3)
     keep = np.isfinite(values)
     ids = np.array([r[0] for r in rows], dtype=np.int64)[keep]
@@ -145,13 +140,10 @@ def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> 
 
 def read_all_objectives(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray]:
     """(numbers, values of shape (n, n_objectives)) for COMPLETE trials with all values finite."""
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT t.number, v.objective, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
-        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}",
-        {"s": study.study_id},
-    )
+        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}", {"s": study.study_id})
     k = len(study.directions)
     if not rows:
         return np.empty(0, np.int64), np.empty((0, k))
@@ -231,13 +223,9 @@ def _merge(name: str, parts: list[tuple[BaseDistribution, np.ndarray]]) -> Param
     steps = {d.step for d in numeric}
     kind = "int" if all(isinstance(d, IntDistribution) for d in numeric) else "float"
     return Param(
-        name,
-        kind,
-        values,
-        low=float(min(d.low for d in numeric)),
-        high=float(max(d.high for d in numeric)),
-        log=all(d.log for d in numeric),
-        step=steps.pop() if len(steps) == 1 else None,
+        name, kind, values,
+        low=float(min(d.low for d in numeric)), high=float(max(d.high for d in numeric)),
+        log=all(d.log for d in numeric), step=steps.pop() if len(steps) == 1 else None,
     )
 
 
@@ -249,73 +237,15 @@ def _index_of(choices: list[Any], choice: Any) -> int:
     return len(choices) - 1
 
 
-def _epoch(conn: sa.Connection, column: str) -> str:
-    """SQL for a naive-UTC DateTime column as float seconds since the epoch."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        return f"(julianday({column}) - 2440587.5) * 86400.0"
-    if dialect == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS DOUBLE PRECISION)"
-    return column
-
-
-def _to_seconds(values: Sequence[Any]) -> np.ndarray:
-    """Fallback for other dialects: datetimes (or ISO strings) to epoch seconds, NaN for NULL."""
-    out = np.full(len(values), np.nan)
-    for i, v in enumerate(values):
-        if isinstance(v, str):
-            v = dt.datetime.fromisoformat(v)
-        if isinstance(v, dt.datetime):
-            out[i] = v.replace(tzinfo=dt.UTC).timestamp()
-        elif isinstance(v, int | float):
-            out[i] = float(v)
-    return out
-
-
-@dataclass
-class Times:
-    numbers: np.ndarray
-    states: np.ndarray  # str
-    start: np.ndarray  # epoch seconds (naive UTC as stored), NaN if unset
-    complete: np.ndarray
-    trial_ids: np.ndarray
-
-
-def read_times(conn: sa.Connection, study: StudyRef, states: tuple[str, ...] = ()) -> Times:
-    where = ""
-    if states:
-        where = " AND state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
-    rows = fetch(
-        conn,
-        f"SELECT trial_id, number, state, {_epoch(conn, 'datetime_start')}, "
-        f"{_epoch(conn, 'datetime_complete')} FROM trials WHERE study_id = :s{where} "
-        "ORDER BY number",
-        {"s": study.study_id},
-    )
-    if not rows:
-        empty = np.empty(0)
-        return Times(empty.astype(np.int64), empty.astype(str), empty, empty, empty.astype(int))
-    ids, numbers, st, start, complete = zip(*rows, strict=True)
-    as_float = conn.dialect.name in ("sqlite", "postgresql")
-    conv = (lambda v: np.array(v, dtype=np.float64)) if as_float else _to_seconds
-    return Times(
-        np.array(numbers, dtype=np.int64),
-        np.array([str(s).rsplit(".", 1)[-1] for s in st]),
-        conv(start),
-        conv(complete),
-        np.array(ids, dtype=np.int64),
-    )
-
-
-def read_curves(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_curves(
+    conn: sa.Connection, study: StudyRef
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(trial_ids, steps, values) of intermediate values of COMPLETE and PRUNED trials."""
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT i.trial_id, i.step, i.intermediate_value FROM trial_intermediate_values i "
         "JOIN trials t ON i.trial_id = t.trial_id "
         "WHERE t.study_id = :s AND t.state IN ('COMPLETE', 'PRUNED')",
-        {"s": study.study_id},
-    )
+        {"s": study.study_id})
     if not rows:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
     arr = np.array(rows, dtype=np.float64)  # None (NaN, inf) becomes NaN

@@ -231,6 +231,8 @@ def pareto_front(req: Request) -> Figure:
         )
     ix = _objective_index(req.x, 0, k, "x")
     iy = _objective_index(req.y, 1, k, "y")
+    if ix == iy:
+        raise PlotError(f"x and y must be different objectives, both are {ix}")
     numbers, values = data.read_all_objectives(req.conn, req.study)
     title = f"Pareto front — {req.study.name}"
     if numbers.size == 0:
@@ -263,6 +265,8 @@ def pareto_front(req: Request) -> Figure:
         yaxis={"title": {"text": f"objective {iy} ({dirs[iy]})"}},
     )
     fig = {"data": traces, "layout": layout}
+    if k > 2:
+        add_note(fig, f"Pareto front over all {k} objectives, drawn on objectives {ix} and {iy}")
     if picked.size < others.size:
         add_note(
             fig,

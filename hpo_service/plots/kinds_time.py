@@ -20,6 +20,7 @@ from hpo_service.plots.figure import (
     shown_note,
 )
 from hpo_service.plots.options import Request
+from hpo_service.plots.times import read_times
 
 MAX_TIMELINE = 20_000
 MAX_CURVES = 200
@@ -44,7 +45,7 @@ def _segments(start: np.ndarray, end: np.ndarray, numbers: np.ndarray) -> tuple[
 
 
 def timeline(req: Request) -> Figure:
-    t = data.read_times(req.conn, req.study, ("COMPLETE", "PRUNED", "FAIL", "RUNNING"))
+    t = read_times(req.conn, req.study, ("COMPLETE", "PRUNED", "FAIL", "RUNNING"))
     title = f"Timeline — {req.study.name}"
     started = ~np.isnan(t.start)
     if not started.any():

@@ -33,14 +33,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    lr, wd, params = config.learning_rate, config.weight_decay, model.parameters()
+    """The trial's optimizer. Adam/AdamW use the fused kernel: on CPU it is several times
+    faster than the default on the (dense) embedding gradient, which dominates text models."""
+    lr, wd, params = config.learning_rate, config.weight_decay, list(model.parameters())
     if config.optimizer in ("sgd", "momentum"):
         momentum = 0.9 if config.optimizer == "momentum" else 0.0
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
-    factory = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
-    if config.optimizer not in factory:
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
+    if config.optimizer not in ("adam", "adamw"):
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
-    return factory[config.optimizer](params, lr=lr, weight_decay=wd)
+    adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    try:
+        return adam(params, lr=lr, weight_decay=wd, fused=True)
+    except (RuntimeError, TypeError):  # a device without fused kernels
+        return adam(params, lr=lr, weight_decay=wd)
 
 
 def task_loss(kind: str, n_classes: int, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

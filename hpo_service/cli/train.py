@@ -1,0 +1,340 @@
+"""``hpo train`` (one configuration of a spec, outside any study) and ``hpo predict``.
+
+Users try a configuration before launching a search, and tests drive the trainer through it.
+Progress goes to stderr so that ``--json`` leaves exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError, format_errors, load_spec
+
+err = Console(stderr=True)
+
+
+class CliError(Exception):
+    """A user-facing problem: printed as one message, exit code 2, no traceback."""
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _midpoint(entry: FloatRange | IntRange) -> float | int:
+    """Centre of a range: geometric for log ranges, snapped to the step."""
+    low, high = entry.low, entry.high
+    mid = math.sqrt(low * high) if entry.log else (low + high) / 2
+    if entry.step:
+        mid = low + round((mid - low) / entry.step) * entry.step
+    return round(mid) if isinstance(entry, IntRange) else float(mid)
+
+
+def _parse(text: str, like: Any) -> Any:
+    """Convert a --param value to the type of the entry it replaces."""
+    if isinstance(like, bool):
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return lowered in ("true", "1", "yes")
+    if isinstance(like, int):
+        return int(text)
+    if isinstance(like, float):
+        return float(text)
+    return text
+
+
+def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
+    """One value per search-space key: --param KEY=VALUE, else fixed, first choice, midpoint."""
+    given: dict[str, str] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--param expects KEY=VALUE, got {item!r}")
+        if key.strip() not in SearchSpace.model_fields:
+            known = ", ".join(SearchSpace.model_fields)
+            raise CliError(f"--param {key.strip()}: unknown key; use one of {known}")
+        given[key.strip()] = value
+    params: dict[str, Any] = {}
+    for name, entry in space:
+        default = entry[0] if isinstance(entry, list) else entry
+        if isinstance(entry, FloatRange | IntRange):
+            default = _midpoint(entry)
+        if name in given:
+            like = 0.0 if isinstance(entry, FloatRange) else default
+            try:
+                default = _parse(given[name], like)
+            except ValueError as error:
+                raise CliError(f"--param {name}: {error}") from None
+        params[name] = default
+    _validate(params)
+    return params
+
+
+def _validate(params: dict[str, Any]) -> None:
+    """Reuse the spec's own bounds (dropout < 1, optimizer names...) on the chosen values."""
+    from pydantic import ValidationError
+
+    try:
+        SearchSpace.model_validate(params)
+    except ValidationError as error:
+        raise CliError("; ".join(f"--param {line}" for line in format_errors(error))) from None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from hpo_service.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise CliError("bad HPO_* setting: " + "; ".join(format_errors(error))) from None
+
+
+def _progress(max_epochs: int, metric: str) -> Any:
+    def on_epoch(epoch: Any) -> bool:
+        value = epoch.metrics.get(metric, epoch.val_loss)
+        err.print(
+            f"epoch {epoch.epoch}/{max_epochs}  train_loss {epoch.train_loss:.4f}  "
+            f"val_loss {epoch.val_loss:.4f}  {metric} {value:.4f}  {epoch.seconds:.1f}s",
+            highlight=False,
+        )
+        return False
+
+    return on_epoch
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"device {device!r} asked for, but CUDA is not available; use --device cpu")
+
+
+def run_train(
+    file: Path,
+    overrides: list[str],
+    epochs: int | None,
+    data_dir: Path | None,
+    device: str | None,
+    save: Path | None,
+) -> dict[str, Any]:
+    """Resolve, load, fit, optionally save; the JSON payload of ``hpo train``."""
+    from hpo_service.data import load_dataset
+    from hpo_service.train import TrainConfig, fit, save_artifacts
+
+    spec = load_spec(file)
+    params = resolve_params(spec.search_space, overrides)
+    settings = _settings()
+    _check_device(device or settings.device)
+    config = TrainConfig.from_params(
+        params,
+        max_epochs=epochs or spec.budget.max_epochs,
+        patience=spec.budget.patience,
+        seed=spec.task.seed,
+        device=device or settings.device,
+        metric=spec.task.metrics[0],
+        direction=spec.task.directions[0],
+    )
+    started = time.perf_counter()
+    with err.status("loading dataset"):
+        data = load_dataset(spec.task, data_dir or settings.data_dir, settings.cache_dir)
+    err.print(
+        f"{spec.task.dataset}: {len(data.train)} train / {len(data.val)} validation / "
+        f"{len(data.test)} test",
+        highlight=False,
+    )
+    result = fit(config, data, on_epoch=_progress(config.max_epochs, config.metric))
+    artifact_dir = (
+        save_artifacts(result, data, config, save) if save and result.best_state else None
+    )
+    return _clean(
+        {
+            "study": spec.name,
+            "dataset": spec.task.dataset,
+            "params": params,
+            "stop_reason": result.stop_reason,
+            "reason_detail": result.reason_detail,
+            "best_epoch": result.best_epoch,
+            "n_params": result.n_params,
+            "best_metrics": result.best.metrics if result.best else {},
+            "final_metrics": result.final.metrics if result.final else {},
+            "test_metrics": result.test_metrics,
+            "epochs": [
+                {
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "val_loss": e.val_loss,
+                    "metrics": e.metrics,
+                    "seconds": e.seconds,
+                }
+                for e in result.epochs
+            ],
+            "seconds": time.perf_counter() - started,
+            "artifact_dir": str(artifact_dir) if artifact_dir else None,
+        }
+    )
+
+
+def _metrics_table(payload: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{payload['study']}: best epoch {payload['best_epoch']} ({payload['stop_reason']})"
+    )
+    table.add_column("metric")
+    table.add_column("validation (best epoch)", justify="right")
+    table.add_column("test", justify="right")
+    best, test = payload["best_metrics"], payload["test_metrics"]
+    for name in best:
+        cells = [best.get(name), test.get(name)]
+        table.add_row(name, *("-" if v is None else f"{v:.4f}" for v in cells))
+    return table
+
+
+def train_command(
+    file: Annotated[Path, typer.Argument(help="Study spec file (YAML or JSON).")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="KEY=VALUE for a search-space key; repeatable."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs (default: budget.max_epochs).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Folder with file datasets (default: HPO_DATA_DIR)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Write weights and preprocessing here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train one configuration of a spec and print its validation and test metrics.
+
+    Search-space entries without a --param take their fixed value, first choice, or the middle
+    of their range (geometric for log ranges).
+    """
+    from hpo_service.data import DatasetError
+
+    try:
+        payload = run_train(file, param or [], epochs, data_dir, device, save)
+    except (CliError, SpecError, DatasetError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(payload))
+        return
+    Console().print(_metrics_table(payload))
+    if payload["reason_detail"]:
+        err.print(payload["reason_detail"], highlight=False)
+
+
+def _numbers(line: str) -> list[float] | None:
+    """The numeric fields of a CSV line, or None for a header or blank line."""
+    try:
+        return [float(field) for field in line.split(",") if field.strip()] or None
+    except ValueError:
+        return None
+
+
+def read_inputs(path: Path, kind: str) -> list[Any]:
+    """Texts one per line; a series one number per line (or a CSV, last column); sequences one
+    comma-separated row per line. Header lines that are not numbers are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read --input {path}: {error}") from None
+    if kind == "text_classification":
+        return [line for line in lines if line.strip()]
+    rows = [row for row in map(_numbers, lines) if row is not None]
+    if not rows:
+        raise CliError(f"--input {path} holds no numbers")
+    return [row[-1] for row in rows] if kind == "forecasting" else rows
+
+
+def best_artifact_dir(study_name: str, storage: str) -> tuple[int, Path]:
+    """The best trial's number and its ``artifact_dir`` user attribute."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise CliError(f"no study named {study_name!r} in {storage}") from None
+    try:
+        trial = study.best_trials[0] if len(study.directions) > 1 else study.best_trial
+    except (ValueError, IndexError):
+        raise CliError(f"study {study_name!r} has no completed trial yet") from None
+    directory = trial.user_attrs.get("artifact_dir")
+    if not directory:
+        raise CliError(f"trial {trial.number} of {study_name!r} has no saved artifacts")
+    return trial.number, Path(directory)
+
+
+def predict_command(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "--input", "-i", help="Texts one per line, or numbers one per line / CSV rows."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Predict new rows with the best trial of a study (texts, sequences, or a series)."""
+    from hpo_service.train import load_predictor
+
+    try:
+        number, directory = best_artifact_dir(study, _settings().database_url)
+        predictor = load_predictor(directory)
+        inputs = read_inputs(input_file, predictor.kind)
+        predictions = predictor.predict(inputs)
+    except (CliError, FileNotFoundError, ValueError) as error:
+        raise _fail(str(error)) from None
+    payload = {
+        "study": study,
+        "trial": number,
+        "artifact_dir": str(directory),
+        "kind": predictor.kind,
+        "predictions": predictions,
+    }
+    if as_json:
+        typer.echo(json.dumps(_clean(payload)))
+        return
+    table = Table(title=f"{study}: trial {number}")
+    if predictor.kind == "forecasting":
+        table.add_column("step", justify="right")
+        table.add_column("forecast", justify="right")
+        for step, value in enumerate(predictions, 1):
+            table.add_row(str(step), f"{value:.4f}")
+    else:
+        table.add_column("input")
+        table.add_column("label")
+        for item, pred in zip(inputs, predictions, strict=True):
+            label = pred if isinstance(pred, str) else pred["label"]
+            extra = "" if isinstance(pred, str) else f" ({pred['probabilities'][label]:.3f})"
+            table.add_row(str(item)[:80], label + extra)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``predict`` to the service's typer app."""
+    app.command("train")(train_command)
+    app.command("predict")(predict_command)
