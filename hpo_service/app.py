@@ -24,8 +24,8 @@ from hpo_service import __version__
 from hpo_service.api import best, datasets, ops, plots, studies, trials, workers
 from hpo_service.api.background import Housekeeper
 from hpo_service.api.deps import require_token
-from hpo_service.api.errors import install_error_handlers
-from hpo_service.api.limits import MULTIPART_SLACK_BYTES, BodyLimitMiddleware
+from hpo_service.api.errors import ErrorOut, install_error_handlers
+from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
 from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings, get_settings
@@ -47,6 +47,15 @@ TAGS = [
     {"name": "plots", "description": "Plotly figures as JSON or standalone HTML."},
     {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
 ]
+
+#: Documented on every API route: each error body is an ErrorOut.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed request (bad JSON, YAML, encoding)."},
+    401: {"model": ErrorOut, "description": "Bearer token missing or wrong (HPO_API_TOKEN)."},
+    404: {"model": ErrorOut, "description": "No such study, trial, dataset or route."},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state."},
+    422: {"model": ErrorOut, "description": "Invalid input; detail names the field."},
+}
 
 
 def _lifespan(settings: Settings, supervisor: Supervisor) -> Callable[[FastAPI], Any]:
@@ -94,8 +103,7 @@ def _mount_dashboard(app: FastAPI) -> None:
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Outermost last: CORS (so even a 413 carries its headers), metrics, body limit."""
-    limit = int(settings.max_upload_mb * (1 << 20)) + MULTIPART_SLACK_BYTES
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
+    app.add_middleware(BodyLimitMiddleware, limit_mb=settings.max_upload_mb)
     app.add_middleware(MetricsMiddleware, latency=app.state.request_latency)
     if settings.cors_origins:
         app.add_middleware(
@@ -123,7 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops.router)
     for module in (studies, trials, workers, datasets, best, plots):
-        app.include_router(module.router, dependencies=[Depends(require_token)])
+        app.include_router(
+            module.router, dependencies=[Depends(require_token)], responses=ERROR_RESPONSES
+        )
     _mount_dashboard(app)
     _add_middleware(app, settings)
     _with_spec_schema(app)

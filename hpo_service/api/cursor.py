@@ -2,15 +2,17 @@
 
 A trial changes state at most a few times (WAITING -> RUNNING -> COMPLETE/PRUNED/FAIL) and Optuna
 stamps ``datetime_start`` / ``datetime_complete`` when it does. A cursor remembers the highest
-``trial_id`` delivered (``max_id``) and the latest of those stamps delivered (``changed``). The
-next poll returns trials with a higher id, or with a stamp at or after ``changed`` minus
-:data:`OVERLAP_S`. The overlap absorbs transactions that commit late and small clock differences
-between worker machines, at the price of repeating a trial changed within that window: clients
-merge by trial ``number`` (delivery is at least once, never lossy within the overlap).
+``trial_id`` delivered (``max_id``) and a change horizon ``changed``: the later of the newest stamp
+delivered and the server's clock when the poll began. The next poll returns trials with a higher
+id, or with a stamp at or after ``changed`` minus :data:`OVERLAP_S`. The overlap absorbs
+transactions that commit after the poll read (a busy SQLite can hold a commit for seconds) and
+clock differences between machines, at the price of repeating a trial changed within that window:
+clients merge by trial ``number``. Delivery is at least once; a quiet study answers an empty list
+once the overlap has passed, because the horizon moves with the clock, not only with the data.
 
 A poll that hits ``limit`` returns a continuation cursor (``scan_from`` = last trial_id sent,
-``scan_changed`` = latest stamp so far) that resumes the same scan, in trial_id order, until it
-is complete; only then do ``max_id``/``changed`` advance.
+``scan_changed`` = the horizon so far, from the scan's first page) that resumes the same scan, in
+trial_id order, until it is complete; only then do ``max_id``/``changed`` advance.
 
 Text form (opaque to clients): ``<max_id>.<changed_us>`` or, mid-scan,
 ``<max_id>.<changed_us>.<scan_from>.<scan_changed_us>`` with times as microseconds since the
@@ -85,9 +87,13 @@ class Cursor:
         except OverflowError:
             raise CursorError(f"cursor out of range: {text[:40]!r}") from None
 
-    def advance(self, ids: list[int], stamps: list[datetime | None], truncated: bool) -> Cursor:
-        """The cursor after delivering a page (``ids`` ascending) of this scan."""
-        scanned = latest(self.scan_changed, *stamps)
+    def advance(
+        self, ids: list[int], stamps: list[datetime | None], truncated: bool, began: datetime
+    ) -> Cursor:
+        """The cursor after delivering a page (``ids`` ascending) of this scan; ``began`` is the
+        server's naive-UTC clock before this page was read (only the first page's counts)."""
+        first = self.scan_changed if self.scan_from else began
+        scanned = latest(first, *stamps)
         if truncated and ids:
             return Cursor(self.max_id, self.changed, ids[-1], scanned)
         top = max([self.max_id, self.scan_from, *ids])

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hpo_service.db import SchemaOutdated
@@ -121,7 +121,7 @@ async def _http(request: Request, error: Exception) -> JSONResponse:
         message = f"no such resource: {request.url.path}"
     elif error.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
-    elif error.status_code == 413:
+    elif error.status_code == 413 and message in ("Content Too Large", "Request Entity Too Large"):
         message = "request body is larger than the server accepts (HPO_MAX_UPLOAD_MB)"
     return error_response(error.status_code, [(None, message)], getattr(error, "headers", None))
 
@@ -136,7 +136,16 @@ async def _with_status(_request: Request, error: Exception) -> JSONResponse:
     return error_response(status, [split_message(str(error))])
 
 
-async def _database(_request: Request, error: Exception) -> JSONResponse:
+def _missing_table(error: Exception) -> bool:
+    text = str(error).lower()
+    return "does not exist" in text or "undefinedtable" in text or "no such table" in text
+
+
+async def _database(request: Request, error: Exception) -> JSONResponse:
+    """Lost connections and an unmigrated database are 503 (retry later); a query that is
+    simply wrong is a bug and stays a 500."""
+    if isinstance(error, ProgrammingError) and not _missing_table(error):
+        return await _unexpected(request, error)
     log.error("database unavailable: %s", error)
     reason = "schema outdated" if isinstance(error, SchemaOutdated) else "unreachable or busy"
     return error_response(503, [(None, f"database {reason}: {error}"[:500])], {"Retry-After": "5"})
@@ -158,6 +167,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SpecError, _spec)
     for domain in (StudyError, PlotError, UploadError, DatasetError):
         app.add_exception_handler(domain, _with_status)
-    for db_error in (SchemaOutdated, OperationalError, DBAPIError):
+    for db_error in (SchemaOutdated, OperationalError, InterfaceError, ProgrammingError):
         app.add_exception_handler(db_error, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -17,13 +17,15 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``limit_mb`` is HPO_MAX_UPLOAD_MB; multipart framing gets a little room on top."""
+
+    def __init__(self, app: ASGIApp, limit_mb: float) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limit_mb = limit_mb
+        self.max_bytes = int(limit_mb * (1 << 20)) + MULTIPART_SLACK_BYTES
 
     def _message(self) -> str:
-        mb = (self.max_bytes - MULTIPART_SLACK_BYTES) / (1 << 20)
-        return f"request body is larger than the {mb:g} MB limit (HPO_MAX_UPLOAD_MB)"
+        return f"request body is larger than the {self.limit_mb:g} MB limit (HPO_MAX_UPLOAD_MB)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

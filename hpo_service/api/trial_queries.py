@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -95,15 +95,20 @@ def count(conn: sa.Connection, sid: int, states: list[str] | None) -> int:
     return int(conn.scalar(query) or 0)
 
 
+def naive_utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def watermark(conn: sa.Connection, sid: int) -> Cursor:
     """A cursor covering everything in the study now (read before the page it goes with)."""
+    began = naive_utc_now()
     query = sa.select(
         sa.func.max(TRIALS.c.trial_id),
         sa.func.max(TRIALS.c.datetime_start),
         sa.func.max(TRIALS.c.datetime_complete),
     ).where(TRIALS.c.study_id == sid)
     top, started, completed = conn.execute(query).one()
-    return Cursor(int(top or 0), latest(started, completed))
+    return Cursor(int(top or 0), latest(began, started, completed))
 
 
 def page(
@@ -123,6 +128,7 @@ def poll(
     conn: sa.Connection, sid: int, states: list[str] | None, cursor: Cursor, limit: int
 ) -> tuple[list[TrialRow], Cursor, bool]:
     """Trials added or changed since ``cursor`` (see :mod:`hpo_service.api.cursor`)."""
+    began = naive_utc_now()
     since = cursor.since
     changed = sa.or_(
         TRIALS.c.trial_id > cursor.max_id,
@@ -138,7 +144,9 @@ def poll(
     rows = _rows(conn, query)
     truncated = len(rows) > limit
     rows = rows[:limit]
-    following = cursor.advance([r.trial_id for r in rows], [r.stamp for r in rows], truncated)
+    following = cursor.advance(
+        [r.trial_id for r in rows], [r.stamp for r in rows], truncated, began
+    )
     return rows, following, truncated
 
 
