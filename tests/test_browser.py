@@ -179,8 +179,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     def up() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"server exited ({process.returncode}):\n{log.read_text()}")
+        # Ready as a deployment's probe sees it (database reachable, schema current), and
+        # serving the page.
         with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(srv.url + "/", timeout=2).status_code == 200
+            return (httpx.get(srv.url + "/readyz", timeout=5).status_code == 200
+                    and httpx.get(srv.url + "/", timeout=5).status_code == 200)
         return False
 
     try:

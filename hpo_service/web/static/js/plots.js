@@ -80,13 +80,14 @@ export function purge(el) {
  * Fetch a figure and draw it into `el`, updating a figure already there in place (no flicker
  * on live refreshes); errors are shown in place of the plot. `el.dataset.shown` names what is
  * drawn (`key`) once it is, and `el.dataset.rendered` says a figure (not an error) is there.
+ * `prefetched`: a promise of the figure, already requested.
  */
-export async function showPlot(el, path, query, key = path) {
+export async function showPlot(el, path, query, key = path, prefetched = null) {
   // Only the latest request for an element may draw into it (tabs switched mid-request).
   const seq = (el.plotSeq = (el.plotSeq || 0) + 1);
   el.classList.add("loading");
   try {
-    const figure = await api(path, { query });
+    const figure = await (prefetched || api(path, { query }));
     if (el.plotSeq !== seq) return null;
     const error = el.querySelector(":scope > .plot-error");
     if (error) error.remove();

@@ -38,7 +38,6 @@ function searchedParams(spec, trials) {
 
 export async function render(root, { name, query }, scope) {
   const base = studyPath(name);
-  loadPlotly().catch(() => {}); // start the (cached) script download while the data arrives
 
   let cursor = null;
   let lastCounts = "";
@@ -49,11 +48,16 @@ export async function render(root, { name, query }, scope) {
   let contourX = "";
   let contourY = "";
 
-  // --- first view: summary + first page of trials, in parallel ---
-  const [summaryRaw, firstPage] = await Promise.all([
-    api(base),
-    api(`${base}/trials`, { query: { limit: PAGE_SIZE, order: "desc" } }),
-  ]);
+  // --- first view: summary, newest page of trials and the first plot, all in parallel ---
+  const wanted = query.get("plot");
+  const firstKind = PLOT_KINDS.includes(wanted) && !["contour", "pareto_front"].includes(wanted) ? wanted : "history";
+  let firstFigure = api(`${base}/plots/${firstKind}`);
+  firstFigure.catch(() => {}); // shown (or its error) when the tab draws
+  const summaryAsked = api(base);
+  const pageAsked = api(`${base}/trials`, { query: { limit: PAGE_SIZE, order: "desc" } });
+  // Parsing plotly.js (4.8 MB, cached after the first visit) must not delay those requests.
+  loadPlotly().catch(() => {});
+  const [summaryRaw, firstPage] = await Promise.all([summaryAsked, pageAsked]);
   if (!scope.alive) return;
   let summary = normStudy(summaryRaw);
   cursor = cursorOf(firstPage);
@@ -70,7 +74,7 @@ export async function render(root, { name, query }, scope) {
   const device = deviceSelect();
   const buttons = {
     pause: h("button", { class: "secondary", "data-action": "pause", onclick: () => act("pause") }, "Pause"),
-    resume: h("button", { class: "secondary", "data-action": "resume", onclick: () => act("resume") }, "Resume"),
+    resume: h("button", { class: "secondary", "data-action": "resume", title: "Let workers claim trials again (a created study starts)", onclick: () => act("resume") }, "Resume"),
     stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials finish; no new ones start.`)) act("stop"); } }, "Stop"),
     workers: h("button", { "data-action": "start-workers", onclick: onStartWorkers }, "Start workers"),
     stopWorkers: h("button", { class: "secondary", "data-action": "stop-workers", title: "Stop the worker processes this server started for the study", onclick: onStopWorkers }, "Stop workers"),
@@ -108,7 +112,7 @@ export async function render(root, { name, query }, scope) {
 
   renderSummary();
   renderHead();
-  openTab(query.get("plot") && kinds.includes(query.get("plot")) ? query.get("plot") : "history");
+  openTab(wanted && kinds.includes(wanted) ? wanted : "history");
   await table.init(firstPage);
   scope.every(POLL_MS, poll);
   scope.onCleanup(() => purge(plotEl));
@@ -137,6 +141,7 @@ export async function render(root, { name, query }, scope) {
     const st = s.state;
     buttons.pause.disabled = st !== "running";
     buttons.resume.disabled = !["created", "paused"].includes(st);
+    buttons.resume.textContent = st === "created" ? "Start" : "Resume";
     buttons.stop.disabled = !["created", "running", "paused"].includes(st);
     buttons.workers.disabled = ["completed", "stopped"].includes(st);
     buttons.stopWorkers.disabled = !running && st !== "running";
@@ -248,12 +253,19 @@ export async function render(root, { name, query }, scope) {
       delete plotEl.dataset.rendered;
       plotEl.dataset.kind = kind;
     }
-    await showPlot(plotEl, `${base}/plots/${kind}`, q, kind);
+    const prefetched = kind === firstKind && objective === 0 ? firstFigure : null;
+    firstFigure = null; // used once: later refreshes ask again
+    await showPlot(plotEl, `${base}/plots/${kind}`, q, kind, prefetched);
   }
 
   // --- live progress ---
 
+  let quietTicks = 0;
   async function poll() {
+    // Nothing runs (created, paused, over, no RUNNING trial): look every 5th tick only.
+    const idle = summary.state !== "running" && !(summary.counts.RUNNING > 0);
+    if (idle && quietTicks++ % 5 !== 0) return;
+    if (!idle) quietTicks = 0;
     const before = lastCounts;
     const [fresh, changes] = await Promise.all([api(base), pollTrials()]);
     if (!scope.alive) return;
