@@ -214,6 +214,9 @@ export async function render(root, { name, query }, scope) {
 
   function openTab(kind) {
     activeKind = kind;
+    // Keep the open tab in the address (a link opens the same plot); no hashchange fires.
+    const here = `#/studies/${encodeURIComponent(name)}${kind === "history" ? "" : `?plot=${kind}`}`;
+    if (location.hash !== here) history.replaceState(null, "", here);
     for (const [k, el] of Object.entries(tabs)) {
       el.classList.toggle("active", k === kind);
       el.setAttribute("aria-selected", String(k === kind));
