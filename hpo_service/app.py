@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
 
 from hpo_service import __version__
 from hpo_service.api import best, datasets, ops, plots, studies, trials, workers
@@ -30,9 +27,9 @@ from hpo_service.api.metrics import MetricsMiddleware, build_registry
 from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings, get_settings
 from hpo_service.spec import StudySpec
+from hpo_service.web.routes import mount_dashboard
 
 #: The dashboard's files (another package part); served only when they exist.
-STATIC_DIR = Path(__file__).with_name("web") / "static"
 DESCRIPTION = """Hyperparameter optimisation of LSTM/GRU models over HTTP.
 
 Errors are JSON: `{"detail": "<field>: <problem>", "errors": [{"field", "message"}]}`.
@@ -92,14 +89,8 @@ def _with_spec_schema(app: FastAPI) -> None:
 
 
 def _mount_dashboard(app: FastAPI) -> None:
-    if STATIC_DIR.is_dir():
-        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    index = STATIC_DIR / "index.html"
-    if index.is_file():
-
-        @app.get("/", include_in_schema=False)
-        def dashboard() -> FileResponse:
-            return FileResponse(index)
+    """The dashboard: static files, index.html at ``/`` and plotly.js from the plotly package."""
+    mount_dashboard(app)
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

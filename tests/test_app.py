@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-import hpo_service.app as app_module
 from hpo_service import runs
 from hpo_service.api import deps
 from hpo_service.app import create_app
@@ -174,21 +173,14 @@ def test_body_limit_answers_413_json(migrated: Settings) -> None:
         assert c.get("/api/studies").json()["total"] == 0
 
 
-def test_dashboard_is_served_only_when_its_index_exists(
-    migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    static = tmp_path / "static"
-    monkeypatch.setattr(app_module, "STATIC_DIR", static)
-    with client(migrated) as c:
-        assert c.get("/").status_code == 404
-    static.mkdir()
-    (static / "index.html").write_text("<html><body>dashboard</body></html>")
-    (static / "app.js").write_text("console.log('hi')")
+def test_dashboard_and_plotly_are_served_offline(migrated: Settings) -> None:
     with client(migrated) as c:
         index = c.get("/")
-        assert index.status_code == 200 and "dashboard" in index.text
-        assert c.get("/static/app.js").text == "console.log('hi')"
+        assert index.status_code == 200 and "<html" in index.text.lower()
+        assert c.get("/static/js/app.js").status_code == 200
         assert c.get("/static/../config.py").status_code == 404
+        plotly_js = c.get("/vendor/plotly.min.js")
+        assert plotly_js.status_code == 200 and len(plotly_js.content) > 1_000_000
 
 
 def test_openapi_documents_the_spec_body_and_the_cursor(api: TestClient) -> None:
