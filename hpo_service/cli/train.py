@@ -36,7 +36,7 @@ def _midpoint(entry: FloatRange | IntRange) -> float | int:
     mid = math.sqrt(low * high) if entry.log else (low + high) / 2
     if entry.step:
         mid = low + round((mid - low) / entry.step) * entry.step
-    return round(mid) if isinstance(entry, IntRange) else float(mid)
+    return round(mid) if isinstance(entry, IntRange) else float(f"{mid:.6g}")
 
 
 def _parse(text: str, like: Any) -> Any:
