@@ -36,7 +36,7 @@ def _midpoint(entry: FloatRange | IntRange) -> float | int:
     mid = math.sqrt(low * high) if entry.log else (low + high) / 2
     if entry.step:
         mid = low + round((mid - low) / entry.step) * entry.step
-    return round(mid) if isinstance(entry, IntRange) else float(mid)
+    return round(mid) if isinstance(entry, IntRange) else float(f"{mid:.6g}")
 
 
 def _parse(text: str, like: Any) -> Any:
@@ -160,41 +160,38 @@ def run_train(
     started = time.perf_counter()
     with err.status("loading dataset"):
         data = load_dataset(spec.task, data_dir or settings.data_dir, settings.cache_dir)
-    err.print(
-        f"{spec.task.dataset}: {len(data.train)} train / {len(data.val)} validation / "
-        f"{len(data.test)} test",
-        highlight=False,
-    )
+    sizes = f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test"
+    err.print(f"{spec.task.dataset}: {sizes}", highlight=False)
     result = fit(config, data, on_epoch=_progress(config.max_epochs, config.metric))
-    artifact_dir = (
-        save_artifacts(result, data, config, save) if save and result.best_state else None
-    )
-    return _clean(
-        {
-            "study": spec.name,
-            "dataset": spec.task.dataset,
-            "params": params,
-            "stop_reason": result.stop_reason,
-            "reason_detail": result.reason_detail,
-            "best_epoch": result.best_epoch,
-            "n_params": result.n_params,
-            "best_metrics": result.best.metrics if result.best else {},
-            "final_metrics": result.final.metrics if result.final else {},
-            "test_metrics": result.test_metrics,
-            "epochs": [
-                {
-                    "epoch": e.epoch,
-                    "train_loss": e.train_loss,
-                    "val_loss": e.val_loss,
-                    "metrics": e.metrics,
-                    "seconds": e.seconds,
-                }
-                for e in result.epochs
-            ],
-            "seconds": time.perf_counter() - started,
-            "artifact_dir": str(artifact_dir) if artifact_dir else None,
-        }
-    )
+    saved = save_artifacts(result, data, config, save) if save and result.best_state else None
+    payload: dict[str, Any] = {"study": spec.name, "dataset": spec.task.dataset, "params": params}
+    payload.update(_result_fields(result))
+    payload["seconds"] = time.perf_counter() - started
+    payload["artifact_dir"] = str(saved) if saved else None
+    return _clean(payload)
+
+
+def _result_fields(result: Any) -> dict[str, Any]:
+    """A TrainResult as JSON-ready fields, per-epoch curves included."""
+    return {
+        "stop_reason": result.stop_reason,
+        "reason_detail": result.reason_detail,
+        "best_epoch": result.best_epoch,
+        "n_params": result.n_params,
+        "best_metrics": result.best.metrics if result.best else {},
+        "final_metrics": result.final.metrics if result.final else {},
+        "test_metrics": result.test_metrics,
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "train_loss": e.train_loss,
+                "val_loss": e.val_loss,
+                "metrics": e.metrics,
+                "seconds": e.seconds,
+            }
+            for e in result.epochs
+        ],
+    }
 
 
 def _metrics_table(payload: dict[str, Any]) -> Table:
@@ -318,20 +315,26 @@ def predict_command(
     if as_json:
         typer.echo(json.dumps(_clean(payload)))
         return
-    table = Table(title=f"{study}: trial {number}")
-    if predictor.kind == "forecasting":
+    Console().print(
+        _predictions_table(f"{study}: trial {number}", predictor.kind, inputs, predictions)
+    )
+
+
+def _predictions_table(title: str, kind: str, inputs: list[Any], predictions: list[Any]) -> Table:
+    table = Table(title=title)
+    if kind == "forecasting":
         table.add_column("step", justify="right")
         table.add_column("forecast", justify="right")
         for step, value in enumerate(predictions, 1):
             table.add_row(str(step), f"{value:.4f}")
-    else:
-        table.add_column("input")
-        table.add_column("label")
-        for item, pred in zip(inputs, predictions, strict=True):
-            label = pred if isinstance(pred, str) else pred["label"]
-            extra = "" if isinstance(pred, str) else f" ({pred['probabilities'][label]:.3f})"
-            table.add_row(str(item)[:80], label + extra)
-    Console().print(table)
+        return table
+    table.add_column("input")
+    table.add_column("label")
+    for item, pred in zip(inputs, predictions, strict=True):
+        label = pred if isinstance(pred, str) else pred["label"]
+        extra = "" if isinstance(pred, str) else f" ({pred['probabilities'][label]:.3f})"
+        table.add_row(str(item)[:80], label + extra)
+    return table
 
 
 def register(app: typer.Typer) -> None:

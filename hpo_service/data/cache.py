@@ -26,6 +26,8 @@ MEMORY_ENTRIES = 8
 
 _memory: OrderedDict[str, PreparedData] = OrderedDict()
 _lock = threading.Lock()
+#: How each request was served in this process (for logs and tests).
+stats = {"memory": 0, "disk": 0, "built": 0}
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -65,9 +67,11 @@ def cached(key: str, cache_dir: Path | None, build: Callable[[], PreparedData]) 
     with _lock:
         if key in _memory:
             _memory.move_to_end(key)
+            stats["memory"] += 1
             return _memory[key]
     path = Path(cache_dir) / f"{key}.pt" if cache_dir is not None else None
     data = _read_disk(path) if path is not None and path.is_file() else None
+    stats["disk" if data is not None else "built"] += 1
     if data is None:
         data = build()
         data = PreparedData(**{**data.__dict__, "cache_key": key})

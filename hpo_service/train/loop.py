@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -71,6 +71,10 @@ class _Run:
     device: torch.device
     scaler: torch.amp.GradScaler
     generator: torch.Generator
+    epochs: list[EpochResult] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
 
     @property
     def amp(self) -> bool:
@@ -155,8 +159,45 @@ def _better(config: TrainConfig, value: float, best: float | None) -> bool:
     return value < best if config.direction == "minimize" else value > best
 
 
-def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+def run_epoch(run: _Run, epoch: int) -> EpochResult | str:
+    """One epoch of training and validation, or the reason it diverged."""
+    started = time.perf_counter()
+    train_loss, detail = train_epoch(run, epoch)
+    if detail:
+        return detail
+    metrics = evaluate(run, run.data.val)
+    if not math.isfinite(metrics["loss"]):
+        return f"validation loss became {metrics['loss']} at epoch {epoch}"
+    seconds = time.perf_counter() - started
+    return EpochResult(epoch, train_loss, metrics["loss"], metrics, seconds)
+
+
+def _record(run: _Run, result: EpochResult) -> None:
+    """Keep the curve, and a CPU copy of the weights whenever the monitored metric improves."""
+    run.epochs.append(result)
+    value = result.metrics.get(run.config.metric, result.val_loss)
+    if _better(run.config, value, run.best_value):
+        run.best_epoch, run.best_value = result.epoch, value
+        run.best_state = {
+            k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
+        }
+
+
+def _stop_reason(
+    run: _Run,
+    result: EpochResult,
+    on_epoch: Callable[[EpochResult], bool] | None,
+    should_stop: Callable[[], bool] | None,
+) -> StopReason | None:
+    """Pruning first (the pruner saw this epoch), then shutdown, then patience."""
+    if on_epoch is not None and on_epoch(result):
+        return "pruned"
+    if should_stop is not None and should_stop():
+        return "interrupted"
+    patience = run.config.patience
+    if patience is not None and result.epoch - run.best_epoch >= patience:
+        return "early_stopping"
+    return None
 
 
 def fit(
@@ -172,60 +213,29 @@ def fit(
     ``config.metric`` (falling back to loss), and its weights give ``test_metrics``.
     """
     run = _start(config, data)
-    epochs: list[EpochResult] = []
-    best_epoch, best_value, best_state = 0, None, None
-    reason: StopReason = "max_epochs"
-    detail = ""
     for epoch in range(1, config.max_epochs + 1):
-        started = time.perf_counter()
-        train_loss, detail = train_epoch(run, epoch)
-        if detail:
-            reason = "diverged"
-            break
-        metrics = evaluate(run, data.val)
-        if not math.isfinite(metrics["loss"]):
-            reason, detail = (
-                "diverged",
-                f"validation loss became {metrics['loss']} at epoch {epoch}",
-            )
-            break
-        seconds = time.perf_counter() - started
-        result = EpochResult(epoch, train_loss, metrics["loss"], metrics, seconds)
-        epochs.append(result)
-        value = metrics.get(config.metric, metrics["loss"])
-        if _better(config, value, best_value):
-            best_epoch, best_value, best_state = epoch, value, _snapshot(run.model)
-        if on_epoch is not None and on_epoch(result):
-            reason = "pruned"
-            break
-        if should_stop is not None and should_stop():
-            reason = "interrupted"
-            break
-        if config.patience is not None and epoch - best_epoch >= config.patience:
-            reason = "early_stopping"
-            break
-    return _finish(run, epochs, best_epoch, best_state, reason, detail)
+        outcome = run_epoch(run, epoch)
+        if isinstance(outcome, str):
+            return _finish(run, "diverged", outcome)
+        _record(run, outcome)
+        reason = _stop_reason(run, outcome, on_epoch, should_stop)
+        if reason is not None:
+            return _finish(run, reason)
+    return _finish(run, "max_epochs")
 
 
-def _finish(
-    run: _Run,
-    epochs: list[EpochResult],
-    best_epoch: int,
-    best_state: dict[str, torch.Tensor] | None,
-    reason: StopReason,
-    detail: str,
-) -> TrainResult:
+def _finish(run: _Run, reason: StopReason, detail: str = "") -> TrainResult:
     """Test metrics with the best weights (skipped for pruned runs: nobody reads them)."""
     test: dict[str, float] = {}
-    if best_state is not None and reason != "pruned" and len(run.data.test):
-        run.model.load_state_dict(best_state)
+    if run.best_state is not None and reason != "pruned" and len(run.data.test):
+        run.model.load_state_dict(run.best_state)
         test = evaluate(run, run.data.test)
     return TrainResult(
-        epochs=epochs,
-        best_epoch=best_epoch,
+        epochs=run.epochs,
+        best_epoch=run.best_epoch,
         stop_reason=reason,
         test_metrics=test,
         n_params=count_parameters(run.model),
         reason_detail=detail,
-        best_state=best_state,
+        best_state=run.best_state,
     )

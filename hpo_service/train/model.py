@@ -1,7 +1,8 @@
 """The model: embedding (text) or input projection -> LSTM/GRU -> dropout -> linear head.
 
-Text batches arrive with their true lengths and are packed, so the recurrent cell never steps
-over padding and the final hidden state is the one at each sequence's real end.
+Text batches arrive with their true lengths and, when they hold any padding, are packed, so the
+recurrent cell never steps over padding and the final hidden state is the one at each sequence's
+real end.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class RecurrentModel(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, n_outputs] (classification) or scaled forecasts [B, horizon]."""
         emb = self.inputs(x)
-        if lengths is not None:
+        if lengths is not None and int(lengths.min()) < x.shape[1]:
+            # Pack only when the batch holds padding: length-bucketed batches are mostly of one
+            # length, and packing a batch without padding costs time and changes nothing.
             emb = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, hidden = self.rnn(emb)
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden

@@ -1,0 +1,143 @@
+"""Best trial(s) and predictions from the best trial's saved model.
+
+The best trial is found with one ordered SQL query (single objective) or from the COMPLETE
+trials' values (the Pareto front, multi-objective), never by loading every trial. Predictors are
+cached per artifact folder, so repeated predictions skip rebuilding the model.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from hpo_service.api import trial_queries as q
+from hpo_service.api.deps import EngineDep, StudyName
+from hpo_service.api.errors import ApiError
+from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
+from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
+from hpo_service.studies import StudyInfo, get_study
+
+if TYPE_CHECKING:
+    from hpo_service.train import Predictor
+
+router = APIRouter(prefix="/api/studies/{name}", tags=["best model"])
+_VALUE_TYPE = sa.cast(q.VALUES.c.value_type, sa.String(16))
+
+
+def _complete_values(conn: sa.Connection, sid: int, objective: int | None) -> sa.Select[Any]:
+    query = (
+        sa.select(q.TRIALS.c.trial_id, q.VALUES.c.objective, q.VALUES.c.value)
+        .join(q.VALUES, q.VALUES.c.trial_id == q.TRIALS.c.trial_id)
+        .where(q.TRIALS.c.study_id == sid, q.STATE == "COMPLETE", _VALUE_TYPE == "FINITE")
+    )
+    return query if objective is None else query.where(q.VALUES.c.objective == objective)
+
+
+def _single_best(conn: sa.Connection, sid: int, direction: str) -> list[int]:
+    value = q.VALUES.c.value
+    order = value.asc() if direction == "minimize" else value.desc()
+    query = _complete_values(conn, sid, 0).order_by(order, q.TRIALS.c.trial_id).limit(1)
+    return [row[0] for row in conn.execute(query)]
+
+
+def pareto_front(losses: np.ndarray) -> np.ndarray:
+    """Indices of rows no other row dominates (all objectives minimised)."""
+    order = np.lexsort(losses.T[::-1])
+    front: list[int] = []
+    for i in order:
+        row = losses[i]
+        dominated = any(np.all(losses[j] <= row) and np.any(losses[j] < row) for j in front)
+        if not dominated:
+            front.append(int(i))
+    return np.array(sorted(front), dtype=int)
+
+
+def _pareto_best(conn: sa.Connection, sid: int, directions: list[str]) -> list[int]:
+    table: dict[int, list[float]] = {}
+    for trial_id, objective, value in conn.execute(_complete_values(conn, sid, None)):
+        table.setdefault(trial_id, [np.nan] * len(directions))[objective] = value
+    ids = [t for t, v in table.items() if not np.isnan(v).any()]
+    if not ids:
+        return []
+    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    losses = np.array([table[t] for t in ids]) * signs
+    return [ids[i] for i in pareto_front(losses)]
+
+
+def best_rows(conn: sa.Connection, info: StudyInfo) -> list[q.TrialRow]:
+    sid = q.study_id(conn, info.name)
+    directions = info.spec.directions
+    ids = (
+        _pareto_best(conn, sid, directions)
+        if len(directions) > 1
+        else _single_best(conn, sid, directions[0])
+    )
+    rows = q.by_ids(conn, ids)
+    if not rows:
+        raise ApiError(404, f"study {info.name!r} has no completed trial yet", "name")
+    return rows
+
+
+@router.get("/best", response_model=BestOut, summary="The best trial (or the Pareto front)")
+def best(name: StudyName, engine: EngineDep) -> BestOut:
+    info = get_study(engine, name)
+    with engine.connect() as conn:
+        trials = [trial_detail(conn, row) for row in best_rows(conn, info)]
+    return BestOut(
+        study=name, metrics=info.spec.task.metrics, directions=info.spec.directions, trials=trials
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_predictor(folder: str, _mtime: float) -> Predictor:
+    from hpo_service.train import load_predictor  # torch: loaded on the first prediction only
+
+    return load_predictor(Path(folder))
+
+
+def predictor_for(artifact_dir: Any, number: int) -> Predictor:
+    weights = Path(artifact_dir) / WEIGHTS_FILE if isinstance(artifact_dir, str) else None
+    if weights is None or not weights.is_file():
+        raise ApiError(
+            409, f"trial {number} has no saved model (only finished trials keep one)", "trial"
+        )
+    try:
+        return _cached_predictor(str(weights.parent), weights.stat().st_mtime)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ApiError(
+            409, f"the model of trial {number} cannot be loaded: {error}", "trial"
+        ) from None
+
+
+def _pick(conn: sa.Connection, info: StudyInfo, trial: int | None) -> q.TrialRow:
+    if trial is None:
+        if info.spec.is_multi_objective:
+            raise ApiError(
+                422, "required for a multi-objective study (pick one from /best)", "trial"
+            )
+        return best_rows(conn, info)[0]
+    row = q.by_number(conn, q.study_id(conn, info.name), trial)
+    if row is None:
+        raise ApiError(404, f"study {info.name!r} has no trial {trial}", "trial")
+    return row
+
+
+@router.post("/predict", response_model=PredictOut, summary="Predict with the best trial's model")
+def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
+    info = get_study(engine, name)
+    with engine.connect() as conn:
+        row = _pick(conn, info, body.trial)
+        artifact_dir = q.user_attrs(conn, row.trial_id).get("artifact_dir")
+    predictor = predictor_for(artifact_dir, row.number)
+    try:
+        predictions = predictor.predict(body.inputs)
+    except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
+        raise ApiError(422, f"cannot predict from these inputs: {error}", "inputs") from None
+    return PredictOut(
+        study=name, trial=row.number, kind=predictor.kind, predictions=q.finite(predictions)
+    )

@@ -1,0 +1,217 @@
+"""Request and response models: the JSON contract the dashboard and scripts build on.
+
+Shapes here are documented in OpenAPI and kept stable; add fields rather than rename them.
+Times are ISO 8601 in UTC; durations are seconds. Non-finite numbers are sent as ``null``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+# --- studies ---------------------------------------------------------------------------------
+
+
+class BestOutline(BaseModel):
+    number: int
+    value: float | None
+    params: dict[str, Any]
+
+
+class StudyOut(BaseModel):
+    """A study: its stored spec, lifecycle state, trial counts, best trial and progress."""
+
+    name: str
+    state: str = Field(description="created, running, paused, completed or stopped")
+    direction: str
+    directions: list[str]
+    metrics: list[str]
+    n_trials: int = Field(description="Trial budget.")
+    finished: int = Field(description="Trials that used up budget and are done.")
+    counts: dict[str, int] = Field(description="Trials by Optuna state (COMPLETE, PRUNED, ...).")
+    best: BestOutline | None = Field(description="Best COMPLETE trial (single-objective only).")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any] = Field(description="The validated spec, defaults filled in.")
+    progress: float = Field(description="finished / n_trials, 0..1.")
+    elapsed_s: float | None = Field(description="Wall-clock seconds since the study started.")
+    eta_s: float | None = Field(
+        description="Estimated seconds left at the pace so far (None until a trial finished)."
+    )
+
+
+class StudyPage(BaseModel):
+    items: list[StudyOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class QueueTrialIn(BaseModel):
+    params: dict[str, Any] = Field(
+        description="Values for search-space entries; entries left out are sampled as usual.",
+        examples=[{"learning_rate": 0.01, "hidden_units": 32}],
+    )
+
+
+class QueuedOut(BaseModel):
+    study: str
+    params: dict[str, Any]
+    waiting: int = Field(description="Queued configurations now waiting to be evaluated.")
+
+
+# --- trials ----------------------------------------------------------------------------------
+
+
+class TrialOut(BaseModel):
+    number: int
+    state: str = Field(description="COMPLETE, PRUNED, FAIL, RUNNING or WAITING")
+    value: float | None = Field(description="First objective value (None unless COMPLETE).")
+    values: list[float | None] | None
+    params: dict[str, Any]
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_s: float | None = Field(description="Run time so far for a RUNNING trial.")
+
+
+class TrialPage(BaseModel):
+    items: list[TrialOut]
+    total: int = Field(description="Trials of the study matching the state filter.")
+    limit: int
+    offset: int
+    has_more: bool = Field(description="More items match: ask again with next_after or offset.")
+    next_after: str = Field(
+        description="Cursor: pass as ?after= to get only trials added or changed since."
+    )
+
+
+class StepValue(BaseModel):
+    step: int
+    value: float | None
+
+
+class WorkerBrief(BaseModel):
+    id: str
+    host: str | None
+    device: str | None
+
+
+class TrialDetail(TrialOut):
+    intermediate_values: list[StepValue] = Field(description="Reported objective per epoch.")
+    curves: dict[str, list[float | None]] = Field(
+        description="Per-epoch train_loss, val_loss, seconds and val_<metric> lists."
+    )
+    metrics: dict[str, dict[str, float | None]] = Field(
+        description="Validation metrics at the best epoch ('best'), the last ('final') and "
+        "the test split ('test')."
+    )
+    best_epoch: int | None
+    stop_reason: str | None = Field(description="max_epochs, early_stopping, pruned, ...")
+    n_params: int | None
+    fail_reason: str | None
+    retries: int
+    worker: WorkerBrief | None
+    has_model: bool = Field(description="Saved weights exist, so /predict can use this trial.")
+    user_attrs: dict[str, Any] = Field(description="Other user attributes, as stored.")
+
+
+class BestOut(BaseModel):
+    study: str
+    metrics: list[str]
+    directions: list[str]
+    trials: list[TrialDetail] = Field(
+        description="The best trial (single objective) or the Pareto front (multi-objective)."
+    )
+
+
+class PredictIn(BaseModel):
+    inputs: list[Any] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Forecasting: one series (at least `lookback` numbers). Text: strings. "
+        "Sequences: [steps][features] nested lists.",
+    )
+    trial: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="Trial number; default: the best trial."
+    )
+
+
+class PredictOut(BaseModel):
+    study: str
+    trial: int
+    kind: str
+    predictions: list[Any]
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+class WorkersIn(BaseModel):
+    processes: int = Field(default=1, ge=1, le=32, description="Local worker processes.")
+    device: str | None = Field(
+        default=None, description="cpu, cuda, cuda:N or auto; default HPO_DEVICE."
+    )
+
+
+class WorkersStarted(BaseModel):
+    study: str
+    pids: list[int]
+    devices: list[str]
+
+
+class WorkersStopped(BaseModel):
+    study: str
+    pids: list[int] = Field(description="Supervised worker processes sent SIGTERM.")
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    device: str
+    study_name: str | None = Field(description="The study it serves (None: any running study).")
+    state: str = Field(description="idle, busy or stopped")
+    current_study: str | None
+    current_trial_number: int | None
+    trials_done: int
+    started_at: datetime
+    heartbeat_at: datetime
+    live: bool = Field(description="Not stopped and heard from within HPO_STALE_AFTER_S.")
+    supervised: bool = Field(description="Started by this server (POST .../workers).")
+
+
+class WorkerPage(BaseModel):
+    items: list[WorkerOut]
+    total: int
+    offset: int
+    limit: int
+
+
+# --- datasets and operations -----------------------------------------------------------------
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    dataset: str = Field(description="What a spec's task.dataset says to use it: upload:<id>.")
+    mapping: dict[str, Any] = Field(description="Column mapping used for this dataset.")
+    header: list[str]
+    rows: int = Field(description="Usable rows found on upload.")
+    size_bytes: int
+    created_at: datetime
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class StatusOut(BaseModel):
+    status: str
+    detail: str | None = None

@@ -1,0 +1,207 @@
+"""Study routes: create (JSON or YAML), list, show, lifecycle, delete, queue a configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+import optuna
+import yaml
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
+from hpo_service.api.errors import ApiError
+from hpo_service.api.params import check_params
+from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
+from hpo_service.api.study_views import study_out
+from hpo_service.datasets import apply_upload
+from hpo_service.models import STUDY_STATES
+from hpo_service.spec import SpecError, parse_spec
+from hpo_service.studies import (
+    create_study,
+    delete_study,
+    get_study,
+    list_studies,
+    transition,
+    trial_counts,
+)
+
+router = APIRouter(prefix="/api/studies", tags=["studies"])
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+MAX_DEPTH = 32
+SPEC_BODY = {
+    "required": True,
+    "description": "A study spec (see the StudySpec schema) as JSON, or the same as YAML.",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
+        "application/yaml": {"schema": {"type": "string"}},
+    },
+}
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a few nested aliases expand to billions of nodes (the
+    "billion laughs"), and no spec needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in a spec")
+        return super().compose_node(parent, index)
+
+
+def _reject_non_finite(value: Any, path: str = "spec", depth: int = 0) -> None:
+    """JSON columns cannot hold NaN/Infinity, and no spec field means them: refuse early."""
+    if depth > MAX_DEPTH:
+        raise SpecError([f"{path}: nested too deeply"])
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError([f"{path}: must be a finite number, got {value}"])
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        child = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        _reject_non_finite(item, child.removeprefix("spec."), depth + 1)
+
+
+def _decode(media: str, text: str) -> Any:
+    try:
+        if media in JSON_TYPES or media.endswith("+json"):
+            return json.loads(text)
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no arbitrary objects
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400, f"malformed JSON ({error.msg} at line {error.lineno})", "body"
+        ) from None
+    except yaml.YAMLError as error:
+        raise ApiError(400, f"malformed YAML ({str(error).splitlines()[0]})", "body") from None
+    except RecursionError:
+        raise ApiError(400, "nested too deeply", "body") from None
+
+
+async def spec_body(request: Request) -> Any:
+    """The request body decoded by its Content-Type (JSON by default, or YAML)."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not (media in JSON_TYPES or media.endswith("+json") or media in YAML_TYPES):
+        raise ApiError(
+            415, f"unsupported {media!r}: send application/json or application/yaml", "Content-Type"
+        )
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(400, "empty: send the study spec as JSON or YAML", "body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "not UTF-8 text", "body") from None
+    data = _decode(media, text)
+    _reject_non_finite(data)
+    return data
+
+
+@router.post(
+    "",
+    status_code=HTTP_201_CREATED,
+    response_model=StudyOut,
+    summary="Create a study",
+    openapi_extra={"requestBody": SPEC_BODY},
+)
+def create(
+    settings: SettingsDep,
+    engine: EngineDep,
+    response: Response,
+    data: Annotated[Any, Depends(spec_body)],
+    start: Annotated[
+        bool, Query(description="Start it at once (workers may claim trials).")
+    ] = False,
+) -> StudyOut:
+    spec = parse_spec(apply_upload(engine, data))
+    info = create_study(settings, spec, start=start)
+    response.headers["Location"] = f"/api/studies/{info.name}"
+    return study_out(settings, info)
+
+
+@router.get("", response_model=StudyPage, summary="List studies, newest first")
+def list_all(
+    settings: SettingsDep,
+    engine: EngineDep,
+    state: Annotated[str | None, Query(description=f"One of {', '.join(STUDY_STATES)}.")] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> StudyPage:
+    if state is not None and state not in STUDY_STATES:
+        raise ApiError(
+            422, f"unknown study state {state!r}; use {', '.join(STUDY_STATES)}", "state"
+        )
+    infos, total = list_studies(engine, state=state, offset=offset, limit=limit)
+    items = [study_out(settings, info) for info in infos]
+    return StudyPage(items=items, total=total, offset=offset, limit=limit)
+
+
+@router.get("/{name}", response_model=StudyOut, summary="One study with counts, best and ETA")
+def show(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
+    return study_out(settings, get_study(engine, name))
+
+
+def _lifecycle(action: str, doc: str) -> None:
+    def act(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
+        return study_out(settings, transition(engine, name, action))
+
+    act.__name__ = f"{action}_study"
+    router.post(f"/{{name}}/{action}", response_model=StudyOut, summary=doc)(act)
+
+
+_lifecycle("start", "Start a created study (same as resume)")
+_lifecycle("pause", "Pause: workers claim no new trials; running ones finish")
+_lifecycle("resume", "Resume a paused (or created) study")
+_lifecycle("stop", "Stop for good: no new trials; running ones finish")
+
+
+@router.delete(
+    "/{name}",
+    status_code=HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a study with its trials and artifacts",
+)
+def remove(
+    name: StudyName,
+    settings: SettingsDep,
+    engine: EngineDep,
+    workers: SupervisorDep,
+    force: Annotated[bool, Query(description="Delete even while trials still run.")] = False,
+) -> Response:
+    get_study(engine, name)
+    workers.stop(name)
+    running = trial_counts(engine, name)["RUNNING"]
+    if running and not force:
+        raise ApiError(
+            409,
+            f"study {name!r} has {running} running trial(s); stop it and wait, or force=true",
+            "force",
+        )
+    delete_study(settings, name)
+    return Response(status_code=HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{name}/trials",
+    status_code=HTTP_201_CREATED,
+    response_model=QueuedOut,
+    summary="Queue a fixed configuration to evaluate first",
+)
+def queue_trial(
+    name: StudyName, body: QueueTrialIn, engine: EngineDep, storage: StorageDep
+) -> QueuedOut:
+    info = get_study(engine, name)
+    if info.state in ("completed", "stopped"):
+        raise ApiError(409, f"study {name!r} is {info.state}; nothing more will run", "name")
+    params = check_params(info.spec.search_space, body.params)
+    study = optuna.load_study(study_name=name, storage=storage)
+    study.enqueue_trial(params, user_attrs={"hpo_queued": True})
+    waiting = trial_counts(engine, name)["WAITING"]
+    return QueuedOut(study=name, params=params, waiting=waiting)

@@ -1,0 +1,116 @@
+"""Local worker processes started through the API, owned by the server process.
+
+One-machine use: ``POST /api/studies/{name}/workers`` spawns workers here, and the server must not
+leave them behind. Shutdown sends SIGTERM (a worker finishes its epoch, requeues the trial and
+exits 0), waits, and only then SIGKILLs stragglers. Finished children are joined on every call and
+by the background loop, so none linger as zombies. Remote workers never pass through here: they
+register themselves in ``hpo_workers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+
+from hpo_service.config import Settings
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Child:
+    study: str
+    device: str
+    process: BaseProcess
+
+
+class Supervisor:
+    """Starts, tracks and stops the server's own worker processes (thread-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._children: list[Child] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self, study: str, count: int, device: str) -> list[Child]:
+        """Spawn ``count`` workers serving ``study``; they exit once it stops running."""
+        from hpo_service import processes  # imports the trainer (torch): only when needed
+        from hpo_service.worker import WorkerOptions
+
+        devices = processes.plan_devices(device, count, None)
+        options = WorkerOptions(study=study, device=device, exit_when_idle=True)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the server is shutting down")
+            spawned = processes.spawn_workers(self.settings, options, devices)
+            started = [Child(study, d, p) for d, p in zip(devices, spawned, strict=True)]
+            self._children.extend(started)
+        log.info("started %d worker(s) for %s: pids %s", len(started), study, self.pids(study))
+        return started
+
+    def prune(self) -> None:
+        """Join children that exited, so they do not stay as zombies."""
+        with self._lock:
+            alive = []
+            for child in self._children:
+                if child.process.is_alive():
+                    alive.append(child)
+                else:
+                    child.process.join(timeout=0)
+            self._children = alive
+
+    def pids(self, study: str | None = None) -> list[int]:
+        self.prune()
+        with self._lock:
+            return [
+                c.process.pid
+                for c in self._children
+                if c.process.pid is not None and (study is None or c.study == study)
+            ]
+
+    def signal(self, study: str | None = None) -> list[int]:
+        """SIGTERM the live children (of one study, or all); returns their pids."""
+        sent = []
+        for pid in self.pids(study):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                sent.append(pid)
+            except ProcessLookupError:
+                pass
+        return sent
+
+    def stop(self, study: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> list[int]:
+        """SIGTERM, wait up to ``timeout_s`` for a clean exit, then SIGKILL what is left."""
+        sent = self.signal(study)
+        with self._lock:
+            targets = [c for c in self._children if study is None or c.study == study]
+        deadline = time.monotonic() + timeout_s
+        for child in targets:
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for child in targets:
+            if child.process.is_alive():
+                log.warning(
+                    "worker %s did not stop in %.0fs: killing it", child.process.pid, timeout_s
+                )
+                child.process.kill()
+                child.process.join(timeout=5)
+        self.prune()
+        return sent
+
+    def open(self) -> None:
+        """Accept new workers (app start-up; an app may start again after a shutdown)."""
+        with self._lock:
+            self._closed = False
+
+    def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Server shutdown: refuse new workers, stop every child."""
+        with self._lock:
+            self._closed = True
+        self.stop(None, timeout_s)

@@ -1,0 +1,142 @@
+"""From trial rows to the API's trial shapes (list rows, detail, CSV lines).
+
+The detail joins what Optuna stores (values, params, per-epoch intermediate values, the user
+attributes the objective writes once per trial) with the service's run record (which worker ran
+it, why it failed), so one request answers "what happened to trial 17".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from hpo_service.api import trial_queries as q
+from hpo_service.api.schemas import StepValue, TrialDetail, TrialOut, WorkerBrief
+from hpo_service.models import TrialRun, WorkerRecord
+
+#: ``hpo_service.train.artifacts.WEIGHTS``, spelled out so that listing trials does not import
+#: torch (the API process loads it only for /predict; a test keeps the two equal).
+WEIGHTS_FILE = "weights.pt"
+#: User attributes that have their own field in TrialDetail (the rest go to ``user_attrs``).
+_KNOWN_ATTRS = {
+    "curves", "best_epoch", "stop_reason", "n_params", "best_metrics", "final_metrics",
+    "test_metrics", "artifact_dir", "fail_reason", "hpo_retries",
+}  # fmt: skip
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None else None
+
+
+def duration_s(row: q.TrialRow, now: datetime) -> float | None:
+    if row.start is None:
+        return None
+    end = row.complete or now
+    return round(max(0.0, (end - row.start).total_seconds()), 3)
+
+
+def _now_naive() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def trial_out(
+    row: q.TrialRow, values: list[float | None] | None, params: dict[str, Any]
+) -> TrialOut:
+    return TrialOut(
+        number=row.number,
+        state=row.state,
+        value=values[0] if values else None,
+        values=values,
+        params=params,
+        started_at=utc(row.start),
+        completed_at=utc(row.complete),
+        duration_s=duration_s(row, _now_naive()),
+    )
+
+
+def trial_outs(conn: sa.Connection, rows: list[q.TrialRow]) -> list[TrialOut]:
+    ids = [r.trial_id for r in rows]
+    values, params = q.values_for(conn, ids), q.params_for(conn, ids)
+    return [trial_out(r, values.get(r.trial_id), params.get(r.trial_id, {})) for r in rows]
+
+
+def _run_and_worker(conn: sa.Connection, trial_id: int) -> tuple[str | None, WorkerBrief | None]:
+    runs, workers = TrialRun.__table__, WorkerRecord.__table__
+    query = (
+        sa.select(runs.c.reason, runs.c.worker_id, workers.c.host, workers.c.device)
+        .select_from(runs.outerjoin(workers, workers.c.id == runs.c.worker_id))
+        .where(runs.c.optuna_trial_id == trial_id)
+        .order_by(runs.c.id.desc())
+        .limit(1)
+    )
+    found = conn.execute(query).first()
+    if found is None:
+        return None, None
+    reason, worker_id, host, device = found
+    worker = WorkerBrief(id=worker_id, host=host, device=device) if worker_id else None
+    return reason, worker
+
+
+def _has_model(artifact_dir: Any) -> bool:
+    return isinstance(artifact_dir, str) and (Path(artifact_dir) / WEIGHTS_FILE).is_file()
+
+
+def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:
+    base = trial_outs(conn, [row])[0]
+    attrs = q.user_attrs(conn, row.trial_id)
+    reason, worker = _run_and_worker(conn, row.trial_id)
+    metrics = {name: attrs.get(f"{name}_metrics") or {} for name in ("best", "final", "test")}
+    retries = attrs.get("hpo_retries", 0)
+    return TrialDetail(
+        **base.model_dump(),
+        intermediate_values=[
+            StepValue(step=s, value=v) for s, v in q.intermediate(conn, row.trial_id)
+        ],
+        curves=attrs.get("curves") or {},
+        metrics=metrics,
+        best_epoch=attrs.get("best_epoch"),
+        stop_reason=attrs.get("stop_reason"),
+        n_params=attrs.get("n_params"),
+        fail_reason=attrs.get("fail_reason") or reason,
+        retries=retries if isinstance(retries, int) else 0,
+        worker=worker,
+        has_model=_has_model(attrs.get("artifact_dir")),
+        user_attrs={k: v for k, v in attrs.items() if k not in _KNOWN_ATTRS},
+    )
+
+
+def csv_lines(
+    conn: sa.Connection, sid: int, states: list[str] | None, metrics: list[str]
+) -> Iterator[str]:
+    """The header, then one line per trial: number, state, one column per objective, times,
+    duration and one ``param_<name>`` column per parameter seen in the study."""
+    names = q.param_names(conn, sid)
+    header = ["number", "state", *metrics, "started_at", "completed_at", "duration_s"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header + [f"param_{n}" for n in names])
+    now = _now_naive()
+    for rows in q.batches(conn, sid, states):
+        ids = [r.trial_id for r in rows]
+        values, params = q.values_for(conn, ids), q.params_for(conn, ids)
+        for row in rows:
+            objective = values.get(row.trial_id) or []
+            objective += [None] * (len(metrics) - len(objective))
+            times = [utc(row.start), utc(row.complete), duration_s(row, now)]
+            stamps = [
+                "" if t is None else t.isoformat() if isinstance(t, datetime) else t for t in times
+            ]
+            got = params.get(row.trial_id, {})
+            writer.writerow(
+                [row.number, row.state, *objective, *stamps, *(got.get(n, "") for n in names)]
+            )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,132 @@
+"""Worker routes: start and stop the server's own workers, list every registered worker."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+from starlette.status import HTTP_202_ACCEPTED
+
+from hpo_service.api.deps import EngineDep, SettingsDep, StudyName, SupervisorDep
+from hpo_service.api.errors import ApiError
+from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
+from hpo_service.db import session_scope
+from hpo_service.models import WorkerRecord, utcnow
+from hpo_service.studies import get_study, transition
+
+router = APIRouter(tags=["workers"])
+
+
+def check_device(device: str) -> str:
+    """The device string workers get; CUDA must exist here, since these workers run here."""
+    ok = device in ("cpu", "cuda", "auto") or (device.startswith("cuda:") and device[5:].isdigit())
+    if not ok:
+        raise ApiError(422, f"must be cpu, cuda, cuda:N or auto, not {device[:40]!r}", "device")
+    if device.startswith("cuda"):
+        from hpo_service.processes import cuda_device_count  # torch
+
+        gpus = cuda_device_count()
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= gpus:
+            raise ApiError(
+                422, f"{device} is not available on this server ({gpus} GPU(s))", "device"
+            )
+    return device
+
+
+@router.post(
+    "/api/studies/{name}/workers",
+    status_code=HTTP_202_ACCEPTED,
+    response_model=WorkersStarted,
+    summary="Start local worker processes for a study",
+)
+def start_workers(
+    name: StudyName,
+    body: WorkersIn,
+    settings: SettingsDep,
+    engine: EngineDep,
+    supervisor: SupervisorDep,
+) -> WorkersStarted:
+    """Workers run on the server's machine and exit once the study is no longer running
+    (budget spent, paused or stopped). A created or paused study is started first."""
+    device = check_device(body.device or settings.device)
+    info = get_study(engine, name)
+    if info.state in ("completed", "stopped"):
+        raise ApiError(409, f"study {name!r} is {info.state}; there is nothing left to run", "name")
+    if info.state != "running":
+        transition(engine, name, "start")
+    try:
+        children = supervisor.start(name, body.processes, device)
+    except RuntimeError as error:
+        raise ApiError(503, str(error)) from None
+    return WorkersStarted(
+        study=name,
+        pids=[c.process.pid for c in children if c.process.pid is not None],
+        devices=[c.device for c in children],
+    )
+
+
+@router.delete(
+    "/api/studies/{name}/workers",
+    status_code=HTTP_202_ACCEPTED,
+    response_model=WorkersStopped,
+    summary="Stop this server's workers of a study",
+)
+def stop_workers(name: StudyName, engine: EngineDep, supervisor: SupervisorDep) -> WorkersStopped:
+    """Sends SIGTERM: each finishes its current epoch, queues the trial again and exits."""
+    get_study(engine, name)
+    return WorkersStopped(study=name, pids=supervisor.signal(name))
+
+
+def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]) -> WorkerOut:
+    """``supervised``: a live child of this server (same host, one of its pids)."""
+    return WorkerOut(
+        id=record.id,
+        host=record.host,
+        pid=record.pid,
+        device=record.device,
+        study_name=record.study_name,
+        state=record.state,
+        current_study=record.current_study,
+        current_trial_number=record.current_trial_number,
+        trials_done=record.trials_done,
+        started_at=record.started_at,
+        heartbeat_at=record.heartbeat_at,
+        live=record.state != "stopped" and record.heartbeat_at >= cutoff,
+        supervised=record.host == host and record.pid in ours,
+    )
+
+
+@router.get("/api/workers", response_model=WorkerPage, summary="Registered workers")
+def list_workers(
+    settings: SettingsDep,
+    engine: EngineDep,
+    supervisor: SupervisorDep,
+    study: Annotated[
+        str | None, Query(max_length=100, description="Only workers serving it.")
+    ] = None,
+    live: Annotated[bool | None, Query(description="Only live (true) or gone (false).")] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> WorkerPage:
+    cutoff = utcnow() - timedelta(seconds=settings.stale_after_s)
+    is_live = (WorkerRecord.state != "stopped") & (WorkerRecord.heartbeat_at >= cutoff)
+    query = select(WorkerRecord)
+    if study is not None:
+        query = query.where(WorkerRecord.study_name == study)
+    if live is not None:
+        query = query.where(is_live if live else ~is_live)
+    ours = set(supervisor.pids())
+    host = socket.gethostname()
+    with session_scope(engine) as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        records = session.scalars(
+            query.order_by(WorkerRecord.started_at.desc(), WorkerRecord.id)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        items = [worker_out(r, cutoff, host, ours) for r in records]
+    return WorkerPage(items=items, total=total, offset=offset, limit=limit)

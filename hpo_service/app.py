@@ -1,0 +1,132 @@
+"""The FastAPI application, built by :func:`create_app` (nothing is built at import time).
+
+Tests build several apps with their own settings in one process, and ``hpo serve`` builds one
+from the environment; engines come from :mod:`hpo_service.db` on first use. The app owns two
+background duties for its lifetime: the housekeeping thread (reaper, joining worker children) and
+the worker processes started through the API, which are stopped on shutdown (SIGTERM, wait,
+then SIGKILL) so the server never leaves orphans behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+
+from hpo_service import __version__
+from hpo_service.api import best, datasets, ops, plots, studies, trials, workers
+from hpo_service.api.background import Housekeeper
+from hpo_service.api.deps import require_token
+from hpo_service.api.errors import ErrorOut, install_error_handlers
+from hpo_service.api.limits import BodyLimitMiddleware
+from hpo_service.api.metrics import MetricsMiddleware, build_registry
+from hpo_service.api.supervisor import Supervisor
+from hpo_service.config import Settings, get_settings
+from hpo_service.spec import StudySpec
+from hpo_service.web.routes import mount_dashboard
+
+#: The dashboard's files (another package part); served only when they exist.
+DESCRIPTION = """Hyperparameter optimisation of LSTM/GRU models over HTTP.
+
+Errors are JSON: `{"detail": "<field>: <problem>", "errors": [{"field", "message"}]}`.
+With `HPO_API_TOKEN` set, mutating requests need `Authorization: Bearer <token>`
+(reads too when `HPO_AUTH_READS=true`)."""
+TAGS = [
+    {"name": "studies", "description": "Create, inspect and control studies."},
+    {"name": "trials", "description": "Trials: paged lists, a polling cursor, details, CSV."},
+    {"name": "workers", "description": "Local worker processes and registered workers."},
+    {"name": "datasets", "description": "Uploaded CSV datasets (`task.dataset: upload:<id>`)."},
+    {"name": "best model", "description": "The best trial and predictions from its model."},
+    {"name": "plots", "description": "Plotly figures as JSON or standalone HTML."},
+    {"name": "operations", "description": "Health, readiness and Prometheus metrics."},
+]
+
+#: Documented on every API route: each error body is an ErrorOut.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed request (bad JSON, YAML, encoding)."},
+    401: {"model": ErrorOut, "description": "Bearer token missing or wrong (HPO_API_TOKEN)."},
+    404: {"model": ErrorOut, "description": "No such study, trial, dataset or route."},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state."},
+    422: {"model": ErrorOut, "description": "Invalid input; detail names the field."},
+}
+
+
+def _lifespan(settings: Settings, supervisor: Supervisor) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        supervisor.open()
+        keeper = Housekeeper(settings, supervisor)
+        keeper.start()
+        try:
+            yield
+        finally:
+            keeper.stop()
+            await run_in_threadpool(supervisor.close)
+
+    return lifespan
+
+
+def _with_spec_schema(app: FastAPI) -> None:
+    """The create route reads its body itself (JSON or YAML), so FastAPI cannot see the spec
+    model; put StudySpec and its parts into the OpenAPI components for it to reference."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        spec = StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec.pop("$defs", {}))
+        components["StudySpec"] = spec
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The dashboard: static files, index.html at ``/`` and plotly.js from the plotly package."""
+    mount_dashboard(app)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost last: CORS (so even a 413 carries its headers), metrics, body limit."""
+    app.add_middleware(BodyLimitMiddleware, limit_mb=settings.max_upload_mb)
+    app.add_middleware(MetricsMiddleware, latency=app.state.request_latency)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for ``settings`` (default: the environment, read now, not at import)."""
+    settings = settings or get_settings()
+    supervisor = Supervisor(settings)
+    app = FastAPI(
+        title="hpo-service",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=_lifespan(settings, supervisor),
+    )
+    app.state.settings = settings
+    app.state.supervisor = supervisor
+    app.state.metrics_registry, app.state.request_latency = build_registry(settings)
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    for module in (studies, trials, workers, datasets, best, plots):
+        app.include_router(
+            module.router, dependencies=[Depends(require_token)], responses=ERROR_RESPONSES
+        )
+    _mount_dashboard(app)
+    _add_middleware(app, settings)
+    _with_spec_schema(app)
+    return app
