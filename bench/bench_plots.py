@@ -38,8 +38,7 @@ def optuna_plotter(kind: str, params: dict[str, str]) -> Callable[[Any], Any] | 
         "slice": vis.plot_slice,
         "contour": lambda s: vis.plot_contour(s, params=two),
         "param_importances": lambda s: vis.plot_param_importances(
-            s, evaluator=PedAnovaImportanceEvaluator()
-        ),
+            s, evaluator=PedAnovaImportanceEvaluator()),
         "edf": vis.plot_edf,
         "timeline": vis.plot_timeline,
         "pareto_front": vis.plot_pareto_front,
@@ -99,13 +98,8 @@ def bench_kind(args: argparse.Namespace, kind: str) -> list[str] | None:
     except PlotError as err:
         print(f"{kind:22s} skipped: {err}")
         return None
-    row = [
-        kind,
-        f"{statistics.median(runs):.3f}",
-        f"{max(runs):.3f}",
-        f"{warm:.3f}",
-        f"{size / 1e6:.3f}",
-    ]
+    row = [kind, f"{statistics.median(runs):.3f}", f"{max(runs):.3f}", f"{warm:.3f}",
+           f"{size / 1e6:.3f}"]
     plot = optuna_plotter(kind, contour_params(fig) if kind == "contour" else {})
     if plot is None or args.skip_optuna:
         return [*row, "-", "-", "-", "-", "-"]
@@ -113,27 +107,16 @@ def bench_kind(args: argparse.Namespace, kind: str) -> list[str] | None:
     read, draw, osize = time_optuna(args.url, on, plot)
     total = read + draw
     ratio = total / statistics.median(runs)
-    return [
-        *row,
-        f"{read:.2f}",
-        f"{draw:.2f}",
-        f"{total:.2f}",
-        f"{osize / 1e6:.2f}",
-        f"{ratio:.0f}x",
-    ]
+    return [*row, f"{read:.2f}", f"{draw:.2f}", f"{total:.2f}", f"{osize / 1e6:.2f}",
+            f"{ratio:.0f}x"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", required=True)
     ap.add_argument("--study", required=True)
-    ap.add_argument(
-        "--compare-with",
-        nargs="*",
-        default=[],
-        metavar="STUDY",
-        help="more studies for the compare kinds (default: the study alone)",
-    )
+    ap.add_argument("--compare-with", nargs="*", default=[], metavar="STUDY",
+                    help="more studies for the compare kinds (default: the study alone)")
     ap.add_argument("--kinds", nargs="*", default=None, help="subset of kinds to run")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-optuna", action="store_true")
@@ -141,18 +124,8 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
     kinds = args.kinds or [*PLOT_KINDS, "compare history", "compare edf"]
-    head = [
-        "kind",
-        "ours s (median)",
-        "ours s (worst)",
-        "ours warm s",
-        "ours MB",
-        "optuna read s",
-        "optuna plot+json s",
-        "optuna total s",
-        "optuna MB",
-        "ratio",
-    ]
+    head = ["kind", "ours s (median)", "ours s (worst)", "ours warm s", "ours MB", "optuna read s",
+            "optuna plot+json s", "optuna total s", "optuna MB", "ratio"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for kind in kinds:

@@ -33,20 +33,16 @@ def clear() -> None:
 
 def fingerprint(conn: sa.Connection, studies: list[StudyRef]) -> tuple[Any, ...]:
     marks = ", ".join(f":s{i}" for i in range(len(studies)))
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT study_id, count(*), count(datetime_start), count(datetime_complete), "
         f"max(trial_id), max(datetime_complete) FROM trials WHERE study_id IN ({marks}) "
         "GROUP BY study_id ORDER BY study_id",
-        {f"s{i}": s.study_id for i, s in enumerate(studies)},
-    )
+        {f"s{i}": s.study_id for i, s in enumerate(studies)})
     return tuple(tuple(str(v) for v in row) for row in rows)
 
 
 def cached(
-    conn: sa.Connection,
-    key: tuple[Any, ...],
-    studies: list[StudyRef],
+    conn: sa.Connection, key: tuple[Any, ...], studies: list[StudyRef],
     build: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
     """``build()``'s figure, or a copy of the cached one if the studies have not changed."""

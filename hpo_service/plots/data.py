@@ -110,9 +110,8 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
         sa.text("SELECT direction FROM study_directions WHERE study_id = :s ORDER BY objective"),
         {"s": row[0]},
     ).scalars()
-    directions = tuple(
-        "maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize" for d in dirs
-    )
+    directions = tuple("maximize" if str(d).upper().endswith("MAXIMIZE") else "minimize"
+                       for d in dirs)
     return StudyRef(int(row[0]), name, directions or ("minimize",))
 
 
@@ -126,14 +125,11 @@ def _values_from(rows: Sequence[Any], value_col: int, type_col: int) -> np.ndarr
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT t.trial_id, t.number, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
         f"WHERE t.study_id = :s AND t.state = {_COMPLETE} AND v.objective = :k "
-        "ORDER BY t.number",
-        {"s": study.study_id, "k": objective},
-    )
+        "ORDER BY t.number", {"s": study.study_id, "k": objective})
     values = _values_from(rows, 2, 3)
     keep = np.isfinite(values)
     ids = np.array([r[0] for r in rows], dtype=np.int64)[keep]
@@ -144,13 +140,10 @@ def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> 
 
 def read_all_objectives(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray]:
     """(numbers, values of shape (n, n_objectives)) for COMPLETE trials with all values finite."""
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT t.number, v.objective, v.value, v.value_type FROM trials t "
         "JOIN trial_values v ON v.trial_id = t.trial_id "
-        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}",
-        {"s": study.study_id},
-    )
+        f"WHERE t.study_id = :s AND t.state = {_COMPLETE}", {"s": study.study_id})
     k = len(study.directions)
     if not rows:
         return np.empty(0, np.int64), np.empty((0, k))
@@ -230,13 +223,9 @@ def _merge(name: str, parts: list[tuple[BaseDistribution, np.ndarray]]) -> Param
     steps = {d.step for d in numeric}
     kind = "int" if all(isinstance(d, IntDistribution) for d in numeric) else "float"
     return Param(
-        name,
-        kind,
-        values,
-        low=float(min(d.low for d in numeric)),
-        high=float(max(d.high for d in numeric)),
-        log=all(d.log for d in numeric),
-        step=steps.pop() if len(steps) == 1 else None,
+        name, kind, values,
+        low=float(min(d.low for d in numeric)), high=float(max(d.high for d in numeric)),
+        log=all(d.log for d in numeric), step=steps.pop() if len(steps) == 1 else None,
     )
 
 
@@ -248,15 +237,15 @@ def _index_of(choices: list[Any], choice: Any) -> int:
     return len(choices) - 1
 
 
-def read_curves(conn: sa.Connection, study: StudyRef) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_curves(
+    conn: sa.Connection, study: StudyRef
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(trial_ids, steps, values) of intermediate values of COMPLETE and PRUNED trials."""
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         "SELECT i.trial_id, i.step, i.intermediate_value FROM trial_intermediate_values i "
         "JOIN trials t ON i.trial_id = t.trial_id "
         "WHERE t.study_id = :s AND t.state IN ('COMPLETE', 'PRUNED')",
-        {"s": study.study_id},
-    )
+        {"s": study.study_id})
     if not rows:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
     arr = np.array(rows, dtype=np.float64)  # None (NaN, inf) becomes NaN

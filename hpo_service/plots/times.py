@@ -49,13 +49,10 @@ def read_times(conn: sa.Connection, study: StudyRef, states: tuple[str, ...] = (
     where = ""
     if states:
         where = " AND state IN (" + ", ".join(f"'{s}'" for s in states) + ")"
-    rows = fetch(
-        conn,
+    rows = fetch(conn,
         f"SELECT trial_id, number, state, {_epoch(conn, 'datetime_start')}, "
         f"{_epoch(conn, 'datetime_complete')} FROM trials WHERE study_id = :s{where} "
-        "ORDER BY number",
-        {"s": study.study_id},
-    )
+        "ORDER BY number", {"s": study.study_id})
     if not rows:
         empty = np.empty(0)
         return Times(empty.astype(np.int64), empty.astype(str), empty, empty, empty.astype(int))
@@ -63,9 +60,6 @@ def read_times(conn: sa.Connection, study: StudyRef, states: tuple[str, ...] = (
     as_float = conn.dialect.name in ("sqlite", "postgresql")
     conv = (lambda v: np.array(v, dtype=np.float64)) if as_float else _to_seconds
     return Times(
-        np.array(numbers, dtype=np.int64),
-        np.array([str(s).rsplit(".", 1)[-1] for s in st]),
-        conv(start),
-        conv(complete),
-        np.array(ids, dtype=np.int64),
+        np.array(numbers, dtype=np.int64), np.array([str(s).rsplit(".", 1)[-1] for s in st]),
+        conv(start), conv(complete), np.array(ids, dtype=np.int64),
     )
