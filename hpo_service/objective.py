@@ -109,6 +109,9 @@ def train_config(
         seed=seed,
         device=options.device,
         num_threads=options.num_threads,
+        # The best epoch (the weights kept, the value reported) follows the first objective.
+        metric=spec.task.metrics[0],
+        direction=spec.directions[0],
     )
 
 
@@ -126,7 +129,8 @@ def run_trial(
     data = load_dataset(spec.task, settings.data_dir, settings.cache_dir)
     result = fit(config, data, _pruning_callback(trial, spec), should_stop)
     artifact_dir = None
-    if result.stop_reason in ("max_epochs", "early_stopping") and result.best is not None:
+    finished = result.stop_reason in ("max_epochs", "early_stopping")
+    if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         save_artifacts(result, data, config, artifact_dir)
     retry(lambda: store_result(trial, result, artifact_dir))

@@ -218,12 +218,24 @@ def best_trial(storage: optuna.storages.BaseStorage, info: StudyInfo) -> dict[st
     return {"number": trial.number, "value": trial.value, "params": trial.params}
 
 
+def requeued_failures(engine: Engine, name: str) -> int:
+    """FAIL trials whose parameters were queued again: attempts that use up no budget."""
+    sql = text(
+        "SELECT COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+        "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+        "WHERE s.study_name = :name AND t.state = 'FAIL' AND a.key = 'hpo_requeued' "
+        "AND a.value_json = 'true'"
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(sql, {"name": name}).scalar() or 0)
+
+
 def summarize(settings: Settings, info: StudyInfo) -> dict[str, Any]:
     """The JSON view shared by ``hpo study show --json`` and the API."""
     counts = trial_counts(get_engine(settings), info.name)
     finished = counts["COMPLETE"] + counts["PRUNED"]
     if info.spec.budget.count_failed:
-        finished += counts["FAIL"]
+        finished += counts["FAIL"] - requeued_failures(get_engine(settings), info.name)
     return {
         "name": info.name,
         "state": info.state,

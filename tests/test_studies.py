@@ -101,3 +101,15 @@ def test_grid_budget_is_capped_at_grid_size(migrated: Settings) -> None:
     }
     spec = parse_spec(tiny_spec("grid", n_trials=50, search_space=space, sampler="grid"))
     assert create_study(migrated, spec).n_trials == 8
+
+
+def test_requeued_failures_use_no_budget(migrated: Settings) -> None:
+    spec = parse_spec(tiny_spec("cf", budget={"n_trials": 4, "max_epochs": 2, "count_failed": True}))
+    info = create_study(migrated, spec, start=True)
+    study = load_optuna_study(db.get_storage(migrated), info)
+    for requeued in (True, False):
+        trial = study.ask()
+        trial.set_user_attr("hpo_requeued", requeued)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    summary = summarize(migrated, info)
+    assert summary["counts"]["FAIL"] == 2 and summary["finished"] == 1

@@ -14,8 +14,9 @@ from hpo_service.api.deps import EngineDep, SettingsDep, StudyName, SupervisorDe
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
 from hpo_service.db import session_scope
-from hpo_service.models import WorkerRecord, utcnow
+from hpo_service.models import WorkerRecord
 from hpo_service.studies import get_study, transition
+from hpo_service.workers import ACTIVE_STATES, server_time
 
 router = APIRouter(tags=["workers"])
 
@@ -95,7 +96,7 @@ def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]
         trials_done=record.trials_done,
         started_at=record.started_at,
         heartbeat_at=record.heartbeat_at,
-        live=record.state != "stopped" and record.heartbeat_at >= cutoff,
+        live=record.state in ACTIVE_STATES and record.heartbeat_at >= cutoff,
         supervised=record.host == host and record.pid in ours,
     )
 
@@ -112,16 +113,17 @@ def list_workers(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> WorkerPage:
-    cutoff = utcnow() - timedelta(seconds=settings.stale_after_s)
-    is_live = (WorkerRecord.state != "stopped") & (WorkerRecord.heartbeat_at >= cutoff)
-    query = select(WorkerRecord)
-    if study is not None:
-        query = query.where(WorkerRecord.study_name == study)
-    if live is not None:
-        query = query.where(is_live if live else ~is_live)
     ours = set(supervisor.pids())
     host = socket.gethostname()
     with session_scope(engine) as session:
+        # Heartbeats are written with the database's clock: compare with the same clock.
+        cutoff = server_time(session) - timedelta(seconds=settings.stale_after_s)
+        is_live = WorkerRecord.state.in_(ACTIVE_STATES) & (WorkerRecord.heartbeat_at >= cutoff)
+        query = select(WorkerRecord)
+        if study is not None:
+            query = query.where(WorkerRecord.study_name == study)
+        if live is not None:
+            query = query.where(is_live if live else ~is_live)
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         records = session.scalars(
             query.order_by(WorkerRecord.started_at.desc(), WorkerRecord.id)

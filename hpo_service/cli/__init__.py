@@ -21,16 +21,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from hpo_service.cli import studies
+    from hpo_service.cli import plot, serve, studies, train
 
-    studies.register(app)
-    for name in ("train", "serve", "plot"):
-        try:
-            module = __import__(f"hpo_service.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as error:
-            if error.name != f"hpo_service.cli.{name}":
-                raise
-            continue
+    for module in (studies, train, serve, plot):
         module.register(app)
 
 
