@@ -104,7 +104,8 @@ def test_grid_budget_is_capped_at_grid_size(migrated: Settings) -> None:
 
 
 def test_requeued_failures_use_no_budget(migrated: Settings) -> None:
-    spec = parse_spec(tiny_spec("cf", budget={"n_trials": 4, "max_epochs": 2, "count_failed": True}))
+    budget = {"n_trials": 4, "max_epochs": 2, "count_failed": True}
+    spec = parse_spec(tiny_spec("cf", budget=budget))
     info = create_study(migrated, spec, start=True)
     study = load_optuna_study(db.get_storage(migrated), info)
     for requeued in (True, False):
