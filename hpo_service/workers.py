@@ -127,7 +127,7 @@ def mark_lost(session: Any, stale_after_s: float) -> int:
     return int(changed.rowcount or 0)
 
 
-def _info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
+def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
     return WorkerInfo(
         id=record.id,
         host=record.host,
@@ -154,4 +154,4 @@ def list_workers(
         query = query.where(WorkerRecord.state.in_(ACTIVE_STATES))
     with session_scope(engine) as session:
         cutoff = server_time(session) - timedelta(seconds=stale_after_s)
-        return [_info(record, cutoff) for record in session.scalars(query)]
+        return [worker_info(record, cutoff) for record in session.scalars(query)]

@@ -173,7 +173,7 @@ class WorkerOut(BaseModel):
     pid: int
     device: str
     study_name: str | None = Field(description="The study it serves (None: any running study).")
-    state: str = Field(description="idle, busy or stopped")
+    state: str = Field(description="idle, busy, stopped or lost")
     current_study: str | None
     current_trial_number: int | None
     trials_done: int

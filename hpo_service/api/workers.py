@@ -16,7 +16,7 @@ from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersSta
 from hpo_service.db import session_scope
 from hpo_service.models import WorkerRecord
 from hpo_service.studies import get_study, transition
-from hpo_service.workers import ACTIVE_STATES, server_time
+from hpo_service.workers import ACTIVE_STATES, server_time, worker_info
 
 router = APIRouter(tags=["workers"])
 
@@ -84,19 +84,10 @@ def stop_workers(name: StudyName, engine: EngineDep, supervisor: SupervisorDep) 
 
 def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]) -> WorkerOut:
     """``supervised``: a live child of this server (same host, one of its pids)."""
+    info = worker_info(record, cutoff)
     return WorkerOut(
-        id=record.id,
-        host=record.host,
-        pid=record.pid,
-        device=record.device,
-        study_name=record.study_name,
-        state=record.state,
-        current_study=record.current_study,
-        current_trial_number=record.current_trial_number,
-        trials_done=record.trials_done,
-        started_at=record.started_at,
-        heartbeat_at=record.heartbeat_at,
-        live=record.state in ACTIVE_STATES and record.heartbeat_at >= cutoff,
+        **info.model_dump(exclude={"alive", "current_run_id"}),
+        live=info.alive,
         supervised=record.host == host and record.pid in ours,
     )
 
