@@ -31,6 +31,9 @@ _register_all()
 
 
 def main() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress output says enough
     try:
         app()
     except Exception as error:
