@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from alembic import context
-from hpo_service.db import VERSION_TABLE, include_service_object
-from hpo_service.models import Base
+from hpo_service.store.db import VERSION_TABLE, include_service_object
+from hpo_service.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -27,23 +27,25 @@ FIRST_VIEW = ("summary", "trials page", "history plot")
 
 def make_study(settings: Any, name: str, trials: int, epochs: int) -> None:
     """The service's study record plus bulk-inserted Optuna trials (bench/make_big_study.py)."""
-    from hpo_service.db import get_engine, get_storage
     from hpo_service.spec import parse_spec
-    from hpo_service.studies import create_study
+    from hpo_service.store.db import get_engine, get_storage
+    from hpo_service.store.studies import create_study
 
-    spec = parse_spec({
-        "name": name,
-        "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
-        "search_space": {
-            "optimizer": ["sgd", "momentum", "adam", "adamw", "rmsprop"],
-            "learning_rate": {"low": 1e-5, "high": 0.1, "log": True},
-            "batch_size": [16, 32, 64, 128, 256],
-            "hidden_units": {"low": 16, "high": 256},
-            "num_layers": {"low": 1, "high": 3},
-            "dropout": {"low": 0.0, "high": 0.5},
-        },
-        "budget": {"n_trials": trials, "max_epochs": epochs},
-    })
+    spec = parse_spec(
+        {
+            "name": name,
+            "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
+            "search_space": {
+                "optimizer": ["sgd", "momentum", "adam", "adamw", "rmsprop"],
+                "learning_rate": {"low": 1e-5, "high": 0.1, "log": True},
+                "batch_size": [16, 32, 64, 128, 256],
+                "hidden_units": {"low": 16, "high": 256},
+                "num_layers": {"low": 1, "high": 3},
+                "dropout": {"low": 0.0, "high": 0.5},
+            },
+            "budget": {"n_trials": trials, "max_epochs": epochs},
+        }
+    )
     create_study(settings, spec)
     loader = importlib.util.spec_from_file_location("make_big_study", HERE / "make_big_study.py")
     assert loader is not None and loader.loader is not None
@@ -75,23 +77,30 @@ def main() -> None:
 
     from hpo_service.app import create_app
     from hpo_service.config import Settings
-    from hpo_service.db import get_engine, migrate
-    from hpo_service.studies import StudyNotFound, get_study
+    from hpo_service.store.db import get_engine, migrate
+    from hpo_service.store.studies import StudyNotFound, get_study
     from hpo_service.web.routes import mount_dashboard
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     url = args.url or f"sqlite:///{tmp / 'hpo.db'}"
     name = args.study or f"dash-{args.trials}"
-    settings = Settings(_env_file=None, database_url=url, artifact_dir=tmp / "artifacts",  # type: ignore[call-arg]
-                        cache_dir=tmp / "cache", device="cpu")
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        artifact_dir=tmp / "artifacts",  # type: ignore[call-arg]
+        cache_dir=tmp / "cache",
+        device="cpu",
+    )
     migrate(settings)
     try:
         get_study(get_engine(settings), name)
     except StudyNotFound:
         start = time.perf_counter()
         make_study(settings, name, args.trials, args.epochs)
-        print(f"made {name!r}: {args.trials} trials x {args.epochs} epochs "
-              f"in {time.perf_counter() - start:.1f} s")
+        print(
+            f"made {name!r}: {args.trials} trials x {args.epochs} epochs "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
 
     app = create_app(settings)
     mount_dashboard(app)
@@ -119,18 +128,24 @@ def main() -> None:
                 results[key].append(timed(client, path, params))
 
     dialect = url.split(":", 1)[0]
-    print(f"\n{args.trials:,}-trial study on {dialect}, app in process "
-          f"(cold = first request, warm = best of the next {args.repeat})")
+    print(
+        f"\n{args.trials:,}-trial study on {dialect}, app in process "
+        f"(cold = first request, warm = best of the next {args.repeat})"
+    )
     print(f"{'request':32} {'cold s':>8} {'warm s':>8} {'kB':>8}")
     for key, runs in results.items():
         print(f"{key:32} {runs[0][0]:8.3f} {min(s for s, _ in runs):8.3f} {runs[0][1] / 1e3:8.1f}")
     cold = sum(results[k][0][0] for k in FIRST_VIEW)
     warm = sum(min(s for s, _ in results[k]) for k in FIRST_VIEW)
     size = sum(results[k][0][1] for k in FIRST_VIEW)
-    print(f"\nstudy page first view ({', '.join(FIRST_VIEW)}; sequential, the browser sends them"
-          f" in parallel): {cold:.3f} s cold, {warm:.3f} s warm, {size / 1e3:.0f} kB")
-    print(f"optuna-dashboard 0.21 study detail (issue 6): 7.1 s cold, 2.1 s warm, 20 MB -> "
-          f"{7.1 / cold:.0f}x / {2.1 / warm:.0f}x faster, {20e6 / size:.0f}x smaller")
+    print(
+        f"\nstudy page first view ({', '.join(FIRST_VIEW)}; sequential, the browser sends them"
+        f" in parallel): {cold:.3f} s cold, {warm:.3f} s warm, {size / 1e3:.0f} kB"
+    )
+    print(
+        f"optuna-dashboard 0.21 study detail (issue 6): 7.1 s cold, 2.1 s warm, 20 MB -> "
+        f"{7.1 / cold:.0f}x / {2.1 / warm:.0f}x faster, {20e6 / size:.0f}x smaller"
+    )
     if size > 1_000_000 or warm > 0.5:
         sys.exit("first view over budget (0.5 s, 1 MB)")
 

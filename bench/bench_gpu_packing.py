@@ -25,11 +25,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from hpo_service.config import Settings
-from hpo_service.db import dispose_engines, get_engine, migrate, session_scope
-from hpo_service.models import TrialRun
-from hpo_service.processes import cuda_device_count
+from hpo_service.scheduling.processes import cuda_device_count
 from hpo_service.spec import parse_spec
-from hpo_service.studies import create_study
+from hpo_service.store.db import dispose_engines, get_engine, migrate, session_scope
+from hpo_service.store.models import TrialRun
+from hpo_service.store.studies import create_study
 
 
 def packing_spec(name: str, n_trials: int, epochs: int) -> dict[str, object]:

@@ -38,12 +38,13 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from hpo_service.config import Settings
-from hpo_service.db import dispose_engines, get_engine, get_storage, migrate, session_scope
-from hpo_service.models import StudyRecord, TrialRun, utcnow
+from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.search import build_sampler, suggest_params
 from hpo_service.spec import StudySpec, parse_spec
-from hpo_service.studies import StudyInfo, create_study
-from hpo_service.worker import Worker, WorkerOptions
+from hpo_service.store.clock import utcnow
+from hpo_service.store.db import dispose_engines, get_engine, get_storage, migrate, session_scope
+from hpo_service.store.models import StudyRecord, TrialRun
+from hpo_service.store.studies import StudyInfo, create_study
 
 WARMUP = 5
 
@@ -105,7 +106,7 @@ def _service_process(settings: Settings, spec: StudySpec, ready: Any, go: Event)
     worker = Worker(settings, WorkerOptions(study=spec.name, exit_when_idle=True), trivial_train)
     ready.release()
     go.wait()
-    worker.run()
+    worker.serve()
 
 
 def timed_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> float:
@@ -183,7 +184,7 @@ def _plain_interval(settings: Settings, spec: StudySpec, measured: int) -> float
 def _service_interval(settings: Settings, info: StudyInfo, measured: int) -> float:
     options = WorkerOptions(study=info.name, max_trials=WARMUP + measured)
     worker = Worker(settings, options, trivial_train)
-    worker.run()
+    worker.serve()
     with session_scope(get_engine(settings)) as session:
         starts = session.scalars(select(TrialRun.started_at).where(TrialRun.worker_id == worker.id))
         return mean_interval(list(starts))

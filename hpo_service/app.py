@@ -1,7 +1,7 @@
 """The FastAPI application, built by :func:`create_app` (nothing is built at import time).
 
 Tests build several apps with their own settings in one process, and ``hpo serve`` builds one
-from the environment; engines come from :mod:`hpo_service.db` on first use. The app owns two
+from the environment; engines come from :mod:`hpo_service.store.db` on first use. The app owns two
 background duties for its lifetime: the housekeeping thread (reaper, joining worker children) and
 the worker processes started through the API, which are stopped on shutdown (SIGTERM, wait,
 then SIGKILL) so the server never leaves orphans behind.
@@ -19,13 +19,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from hpo_service import __version__
 from hpo_service.api import best, datasets, ops, plots, studies, trials, workers
-from hpo_service.api.background import Housekeeper
 from hpo_service.api.deps import require_token
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
-from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings, get_settings
+from hpo_service.scheduling.housekeeping import Housekeeper
+from hpo_service.scheduling.supervisor import Supervisor
 from hpo_service.spec import StudySpec
 from hpo_service.web.routes import mount_dashboard
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hpo_service.devices import check_device
+
 DeviceName = str  # "cpu", "cuda", "cuda:N" or "auto"
 
 
@@ -57,9 +59,7 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
-        if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
-            return value
-        raise ValueError(f"device must be cpu, cuda, cuda:N or auto, not {value!r}")
+        return check_device(value)
 
     @field_validator("database_url")
     @classmethod

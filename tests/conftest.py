@@ -55,7 +55,7 @@ def fresh_postgres_database(base_url: str) -> Iterator[str]:
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        from hpo_service.db import dispose_engines
+        from hpo_service.store.db import dispose_engines
 
         dispose_engines()
         with admin.connect() as conn:
@@ -75,7 +75,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'hpo.db'}"
-    from hpo_service.db import dispose_engines
+    from hpo_service.store.db import dispose_engines
 
     dispose_engines()
 
@@ -85,7 +85,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each database test runs on an SQLite file and on a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hpo.db'}"
-        from hpo_service.db import dispose_engines
+        from hpo_service.store.db import dispose_engines
 
         dispose_engines()
         return
@@ -117,7 +117,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def migrated(settings: Settings) -> Settings:
-    from hpo_service.db import migrate
+    from hpo_service.store.db import migrate
 
     migrate(settings)
     return settings

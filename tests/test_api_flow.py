@@ -20,8 +20,8 @@ import pytest
 
 from hpo_service.config import Settings
 from hpo_service.data.sources import builtin_series
-from hpo_service.db import get_engine
-from hpo_service.studies import trial_counts
+from hpo_service.store.db import get_engine
+from hpo_service.store.studies import trial_counts
 from tests.conftest import env_for, tiny_spec
 
 pytestmark = pytest.mark.slow

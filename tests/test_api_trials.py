@@ -21,8 +21,8 @@ from optuna.trial import TrialState
 from hpo_service.api import trial_queries as q
 from hpo_service.app import create_app
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, session_scope
-from hpo_service.models import TrialRun, WorkerRecord
+from hpo_service.store.db import get_engine, session_scope
+from hpo_service.store.models import TrialRun, WorkerRecord
 from tests.conftest import REPO_ROOT, tiny_spec
 
 SAMPLED = ("learning_rate", "batch_size")

@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from hpo_service import runs
 from hpo_service.api import deps
 from hpo_service.app import create_app
 from hpo_service.config import Settings, get_settings
-from hpo_service.db import get_engine, session_scope
-from hpo_service.studies import get_study, trial_counts
+from hpo_service.scheduling import claims
+from hpo_service.store.db import get_engine, session_scope
+from hpo_service.store.studies import get_study, trial_counts
 from tests.conftest import make_settings, tiny_spec
 
 TOKEN = "s3cret-token"
@@ -37,7 +37,7 @@ def api(migrated: Settings) -> Iterator[TestClient]:
 
 def test_importing_the_app_builds_nothing(tmp_path: Path) -> None:
     code = (
-        "import hpo_service.app, hpo_service.db as d, hpo_service.config as c\n"
+        "import hpo_service.app, hpo_service.store.db as d, hpo_service.config as c\n"
         "assert not d._engines and not d._storages, 'engine built at import'\n"
         "assert c.get_settings.cache_info().currsize == 0, 'settings read at import'\n"
         "import sys; assert 'torch' not in sys.modules, 'torch loaded before /predict'\n"
@@ -69,7 +69,7 @@ def test_create_app_reads_the_environment_when_called(
 
 
 def test_health_and_readiness_on_an_unmigrated_then_migrated_database(settings: Settings) -> None:
-    from hpo_service.db import migrate
+    from hpo_service.store.db import migrate
 
     with client(settings) as c:
         assert c.get("/healthz").json() == {"status": "ok", "detail": None}
@@ -205,12 +205,12 @@ def test_the_server_reaps_trials_whose_worker_vanished(migrated: Settings) -> No
         info = get_study(engine, "lost")
         study = optuna.load_study(study_name="lost", storage=migrated.database_url)
         with session_scope(engine) as session:
-            run_id = runs.claim(session, info.id, "ghost-worker")
+            run_id = claims.claim(session, info.id, "ghost-worker")
         assert run_id is not None
         trial = study.ask()
         trial.suggest_float("learning_rate", 0.001, 0.05, log=True)
         with session_scope(engine) as session:
-            runs.attach(session, run_id, trial, 0)
+            claims.attach(session, run_id, trial, 0)
         deadline = time.monotonic() + 20
         counts = trial_counts(engine, "lost")
         while time.monotonic() < deadline and counts["WAITING"] == 0:

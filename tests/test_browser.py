@@ -78,8 +78,13 @@ def tiny_spec(name: str, sampler: str = "tpe", n_trials: int = 8) -> dict[str, A
     """A sunspots study whose trials take about a second each on a CPU."""
     return {
         "name": name,
-        "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse",
-                 "lookback": 12, "max_train_samples": 200},
+        "task": {
+            "dataset": "sunspots",
+            "kind": "forecasting",
+            "metric": "rmse",
+            "lookback": 12,
+            "max_train_samples": 200,
+        },
         "search_space": {
             "learning_rate": {"low": 0.001, "high": 0.05, "log": True},
             "batch_size": [32, 64],
@@ -123,23 +128,25 @@ def free_port() -> int:
 
 def make_big_study(settings: Any) -> None:
     """A 10,000-trial, 10-epoch study: the service's record plus bulk-inserted Optuna rows."""
-    from hpo_service.db import get_engine, get_storage
     from hpo_service.spec import parse_spec
-    from hpo_service.studies import create_study
+    from hpo_service.store.db import get_engine, get_storage
+    from hpo_service.store.studies import create_study
 
-    spec = parse_spec({
-        "name": BIG_STUDY,
-        "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
-        "search_space": {
-            "optimizer": ["sgd", "momentum", "adam", "adamw", "rmsprop"],
-            "learning_rate": {"low": 1e-5, "high": 0.1, "log": True},
-            "batch_size": [16, 32, 64, 128, 256],
-            "hidden_units": {"low": 16, "high": 256},
-            "num_layers": {"low": 1, "high": 3},
-            "dropout": {"low": 0.0, "high": 0.5},
-        },
-        "budget": {"n_trials": BIG_TRIALS, "max_epochs": 10},
-    })
+    spec = parse_spec(
+        {
+            "name": BIG_STUDY,
+            "task": {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse"},
+            "search_space": {
+                "optimizer": ["sgd", "momentum", "adam", "adamw", "rmsprop"],
+                "learning_rate": {"low": 1e-5, "high": 0.1, "log": True},
+                "batch_size": [16, 32, 64, 128, 256],
+                "hidden_units": {"low": 16, "high": 256},
+                "num_layers": {"low": 1, "high": 3},
+                "dropout": {"low": 0.0, "high": 0.5},
+            },
+            "budget": {"n_trials": BIG_TRIALS, "max_epochs": 10},
+        }
+    )
     create_study(settings, spec)
     path = REPO_ROOT / "bench" / "make_big_study.py"
     loader = importlib.util.spec_from_file_location("make_big_study", path)
@@ -147,13 +154,14 @@ def make_big_study(settings: Any) -> None:
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     storage = get_storage(settings)
-    module.insert_all(get_engine(settings), storage.get_study_id_from_name(BIG_STUDY),
-                      BIG_TRIALS, 10, 0)
+    module.insert_all(
+        get_engine(settings), storage.get_study_id_from_name(BIG_STUDY), BIG_TRIALS, 10, 0
+    )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from hpo_service.db import dispose_engines, migrate
+    from hpo_service.store.db import dispose_engines, migrate
 
     tmp = tmp_path_factory.mktemp("web")
     settings = make_settings(f"sqlite:///{tmp / 'hpo.db'}", tmp)
@@ -172,7 +180,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, str(port)],
-            env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     srv = Server(f"http://127.0.0.1:{port}", log)
 
@@ -182,8 +194,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # Ready as a deployment's probe sees it (database reachable, schema current), and
         # serving the page.
         with contextlib.suppress(httpx.HTTPError):
-            return (httpx.get(srv.url + "/readyz", timeout=5).status_code == 200
-                    and httpx.get(srv.url + "/", timeout=5).status_code == 200)
+            return (
+                httpx.get(srv.url + "/readyz", timeout=5).status_code == 200
+                and httpx.get(srv.url + "/", timeout=5).status_code == 200
+            )
         return False
 
     try:
@@ -245,10 +259,13 @@ def shoot(page: Page, name: str, docs: bool = False, until: str = "main#app") ->
     path = OUTPUT / f"{name}.png"
     bottom = page.evaluate(
         "(sel) => Math.ceil(document.querySelector(sel).getBoundingClientRect().bottom"
-        " + window.scrollY)", until)
+        " + window.scrollY)",
+        until,
+    )
     width = page.viewport_size["width"] if page.viewport_size else 1360
-    page.screenshot(path=str(path), full_page=True,
-                    clip={"x": 0, "y": 0, "width": width, "height": bottom + 16})
+    page.screenshot(
+        path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom + 16}
+    )
     if docs and os.environ.get("HPO_UPDATE_SCREENSHOTS") == "1":
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
@@ -276,7 +293,8 @@ def first_view(page: Page, server: Server) -> dict[str, float]:
     page.wait_for_selector("main#app[data-ready]")
     plot_rendered(page, "#study-plot")
     # The first view's API requests: the first of each URL (later polls repeat the summary).
-    return dict(page.evaluate("""() => {
+    return dict(
+        page.evaluate("""() => {
         const seen = new Set();
         const api = performance.getEntriesByType("resource").filter((e) => {
           const url = new URL(e.name);
@@ -291,11 +309,13 @@ def first_view(page: Page, server: Server) -> dict[str, float]:
                 bytes: api.reduce((n, e) => n + e.decodedBodySize, 0),
                 each: api.map((e) => [new URL(e.name).pathname + new URL(e.name).search,
                                       Math.round(e.duration), e.decodedBodySize])};
-    }"""))
+    }""")
+    )
 
 
-def test_study_page_first_view_of_10k_trials_is_small_and_fast(browser: Browser,
-                                                              server: Server) -> None:
+def test_study_page_first_view_of_10k_trials_is_small_and_fast(
+    browser: Browser, server: Server
+) -> None:
     page, errors = open_page(browser)
     try:
         views = [first_view(page, server)]
@@ -308,8 +328,10 @@ def test_study_page_first_view_of_10k_trials_is_small_and_fast(browser: Browser,
             views.append(first_view(page, server))
     finally:
         page.context.close()
-    report = ", ".join(f"{v['seconds']:.3f} s / {v['bytes'] / 1e3:.0f} kB / {v['requests']:.0f} "
-                       "requests" for v in views)
+    report = ", ".join(
+        f"{v['seconds']:.3f} s / {v['bytes'] / 1e3:.0f} kB / {v['requests']:.0f} requests"
+        for v in views
+    )
     print(f"first view of a {BIG_TRIALS}-trial study (cold, warm, warm): {report}")
     (OUTPUT / "first-view.json").write_text(json.dumps(views, indent=1))
     assert not errors, errors
@@ -398,8 +420,9 @@ def start_companion(server: Server) -> None:
     created = server.api("POST", "/api/studies", json=tiny_spec("ui-random", "random", 6))
     assert created.status_code == 201, created.text
     server.api("POST", "/api/studies/ui-random/resume")
-    started = server.api("POST", "/api/studies/ui-random/workers",
-                         json={"processes": 1, "device": "cpu"})
+    started = server.api(
+        "POST", "/api/studies/ui-random/workers", json={"processes": 1, "device": "cpu"}
+    )
     assert started.status_code < 300, started.text
     _companion_started = True
 
@@ -418,15 +441,15 @@ def test_compare_two_studies(page: Page, server: Server) -> None:
     page.click("#compare-submit")
     for kind in ("history", "edf"):
         plot_rendered(page, f"#compare-{kind}")
-        names = " ".join(page.evaluate(
-            f"document.getElementById('compare-{kind}').data.map(t => t.name || '')"))
+        names = " ".join(
+            page.evaluate(f"document.getElementById('compare-{kind}').data.map(t => t.name || '')")
+        )
         assert "ui-tpe" in names and "ui-random" in names, names
     assert "studies=ui-tpe,ui-random" in page.url or "studies=ui-random,ui-tpe" in page.url
     shoot(page, "compare", docs=True)
 
 
-def test_bad_form_input_shows_the_api_messages_next_to_fields(page: Page,
-                                                              server: Server) -> None:
+def test_bad_form_input_shows_the_api_messages_next_to_fields(page: Page, server: Server) -> None:
     go(page, server, "/new")
     page.fill("input[name=name]", "bad name!")
     page.fill("input[name='search_space.learning_rate.low']", "0.1")

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from hpo_service.cli import app
 from hpo_service.config import Settings
-from hpo_service.db import get_storage
 from hpo_service.spec import parse_spec
-from hpo_service.studies import create_study, load_optuna_study
+from hpo_service.store.db import get_storage
+from hpo_service.store.studies import create_study, load_optuna_study
 from tests.conftest import tiny_spec
 
 

@@ -1,4 +1,4 @@
-"""Upload validation and storage (hpo_service.datasets) on real databases and a real folder."""
+"""Upload validation and storage (hpo_service.store.uploads) on real databases and a real folder."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hpo_service import datasets as ds
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
-from hpo_service.db import get_engine
 from hpo_service.spec import SpecError, parse_spec
-from hpo_service.studies import create_study
+from hpo_service.store import uploads as ds
+from hpo_service.store.db import get_engine
+from hpo_service.store.studies import create_study
 from tests.conftest import make_settings, tiny_spec
 
 

@@ -12,9 +12,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from hpo_service import db
 from hpo_service.config import Settings
-from hpo_service.models import Base
+from hpo_service.store import db
+from hpo_service.store.models import Base
 from tests.conftest import env_for
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 
 from hpo_service.config import Settings
-from hpo_service.db import migrate
-from hpo_service.processes import DevicePlanError, exit_code, plan_devices, threads_per_process
+from hpo_service.scheduling.processes import (
+    DevicePlanError,
+    exit_code,
+    plan_devices,
+    threads_per_process,
+)
+from hpo_service.store.db import migrate
 from tests.conftest import env_for, make_settings
 
 

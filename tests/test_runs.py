@@ -21,16 +21,17 @@ from optuna.trial import TrialState
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, PendingRollbackError
 
-from hpo_service import runs
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, get_storage, migrate, session_scope
-from hpo_service.models import StudyRecord, TrialRun, WorkerRecord, utcnow
-from hpo_service.outcomes import TrialFailed, retry, transient
+from hpo_service.scheduling import claims, reaper
+from hpo_service.scheduling.outcomes import TrialFailed, retry, transient
+from hpo_service.scheduling.registry import list_workers, register
+from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec, parse_spec
-from hpo_service.studies import StudyInfo, create_study, load_optuna_study
-from hpo_service.worker import Worker, WorkerOptions
-from hpo_service.workers import list_workers, register
+from hpo_service.store.clock import utcnow
+from hpo_service.store.db import get_engine, get_storage, migrate, session_scope
+from hpo_service.store.models import StudyRecord, TrialRun, WorkerRecord
+from hpo_service.store.studies import StudyInfo, create_study, load_optuna_study
 from tests.conftest import make_settings
 
 # No worker dies in these tests: a long grace period keeps a heartbeat thread that a busy machine
@@ -64,7 +65,7 @@ def trial_states(settings: Settings, name: str) -> Counter[str]:
 
 def run_statuses(settings: Settings, study_id: int) -> dict[str, int]:
     with session_scope(get_engine(settings)) as session:
-        return runs.status_counts(session, study_id)
+        return claims.status_counts(session, study_id)
 
 
 def study_state(settings: Settings, study_id: int) -> str:
@@ -87,7 +88,7 @@ def flaky_train(spec: StudySpec, trial: optuna.Trial, _stop: Callable[[], bool])
 
 
 def _race(settings: Settings, study: str) -> None:
-    Worker(settings, WorkerOptions(study=study, exit_when_idle=True), flaky_train).run()
+    Worker(settings, WorkerOptions(study=study, exit_when_idle=True), flaky_train).serve()
 
 
 @pytest.fixture
@@ -124,14 +125,14 @@ def test_eight_racing_worker_processes_spend_the_budget_exactly(fast: Settings) 
 # --- claims -------------------------------------------------------------------------------------
 
 
-def _claim(settings: Settings, info: StudyInfo, worker: str = "w") -> runs.Claim | None:
+def _claim(settings: Settings, info: StudyInfo, worker: str = "w") -> claims.Claim | None:
     with session_scope(get_engine(settings)) as session:
-        return runs.claim_unit(session, info.id, worker, info.spec)
+        return claims.claim_unit(session, info.id, worker, info.spec)
 
 
 def _finish(settings: Settings, run_id: int, status: str, worker: str = "w") -> bool:
     with session_scope(get_engine(settings)) as session:
-        return runs.finish(session, run_id, worker, status)
+        return claims.finish(session, run_id, worker, status)
 
 
 def test_claims_stop_at_budget_and_failures_count_per_spec(migrated: Settings) -> None:
@@ -159,7 +160,7 @@ def test_failures_that_do_not_count_still_cap_the_study(migrated: Settings) -> N
         assert claimed is not None and _finish(migrated, claimed.run_id, "failed")
     assert _claim(migrated, info) is None
     with session_scope(get_engine(migrated)) as session:
-        assert runs.maybe_complete(session, info.id)
+        assert claims.maybe_complete(session, info.id)
     assert study_state(migrated, info.id) == "completed"
 
 
@@ -175,10 +176,10 @@ def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Setting
         )
     assert _claim(migrated, info) is None
     with session_scope(get_engine(migrated)) as session:
-        assert not runs.maybe_complete(session, info.id)  # a trial still runs
+        assert not claims.maybe_complete(session, info.id)  # a trial still runs
     _finish(migrated, running.run_id, "complete")
     with session_scope(get_engine(migrated)) as session:
-        assert runs.maybe_complete(session, info.id)
+        assert claims.maybe_complete(session, info.id)
 
 
 def test_paused_study_gives_no_claims(migrated: Settings) -> None:
@@ -196,7 +197,7 @@ def test_worker_respects_timeout_in_process(fast: Settings) -> None:
         return [1.0]
 
     started = time.monotonic()
-    done = Worker(fast, WorkerOptions(study="slow", exit_when_idle=True), slow).run()
+    done = Worker(fast, WorkerOptions(study="slow", exit_when_idle=True), slow).serve()
     assert 1 <= done < 1000 and time.monotonic() - started < 30
     assert study_state(fast, info.id) == "completed"
     assert trial_states(fast, "slow") == Counter(COMPLETE=done)
@@ -228,7 +229,7 @@ def test_grid_search_covers_the_grid_once_and_completes(fast: Settings) -> None:
     def train(spec: StudySpec, trial: optuna.Trial, _stop: Callable[[], bool]) -> list[float]:
         return [float(suggest_params(trial, spec.search_space)["batch_size"])]
 
-    assert Worker(fast, WorkerOptions(study="grid", exit_when_idle=True), train).run() == 4
+    assert Worker(fast, WorkerOptions(study="grid", exit_when_idle=True), train).serve() == 4
     done = _trials(fast, "grid")
     assert {(t.params["optimizer"], t.params["batch_size"]) for t in done} == {
         ("adam", 32),
@@ -249,7 +250,7 @@ def _start_trial(settings: Settings, info: StudyInfo, worker: str = "w") -> tupl
     trial = load_optuna_study(get_storage(settings), info).ask()
     suggest_params(trial, info.spec.search_space)
     with session_scope(get_engine(settings)) as session:
-        runs.attach(session, claimed.run_id, trial, 0, worker_id=worker)
+        claims.attach(session, claimed.run_id, trial, 0, worker_id=worker)
     return claimed.run_id, trial._trial_id
 
 
@@ -258,7 +259,7 @@ def _trials(settings: Settings, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def _reap(settings: Settings, stale_after_s: float = 0.2) -> list[str]:
-    return runs.reap(get_engine(settings), get_storage(settings), stale_after_s)
+    return reaper.reap(get_engine(settings), get_storage(settings), stale_after_s)
 
 
 def test_racing_reapers_requeue_a_stale_trial_exactly_once(migrated: Settings) -> None:
@@ -316,8 +317,8 @@ def test_a_worker_presumed_dead_cannot_overwrite_the_reaper(migrated: Settings) 
     time.sleep(0.3)
     _reap(migrated)
     with session_scope(get_engine(migrated)) as session:
-        assert not runs.beat(session, "w1", run_id)
-        assert not runs.finish(session, run_id, "w1", "complete")
+        assert not claims.beat(session, "w1", run_id)
+        assert not claims.finish(session, run_id, "w1", "complete")
     assert run_statuses(migrated, info.id) == {"requeued": 1}
 
 
@@ -333,10 +334,10 @@ def test_orphaned_running_trial_is_failed_and_requeued(migrated: Settings) -> No
     claimed = _claim(migrated, info)
     assert claimed is not None
     with session_scope(get_engine(migrated)) as session:
-        runs.attach(session, claimed.run_id, recorded, 0, worker_id="w")
+        claims.attach(session, claimed.run_id, recorded, 0, worker_id="w")
     time.sleep(0.3)
     with session_scope(get_engine(migrated)) as session:
-        assert runs.beat(session, "w", claimed.run_id)  # its worker is alive
+        assert claims.beat(session, "w", claimed.run_id)  # its worker is alive
     assert _reap(migrated) == ["requeued"]  # only the one still unheld a grace period later
     states = [t.state for t in _trials(migrated, "o")]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
@@ -360,7 +361,7 @@ def test_list_workers_flags_dead_ones_and_reaper_marks_them_lost(migrated: Setti
     by_id = {w.id: w for w in list_workers(engine, stale_after_s=60)}
     assert by_id["alive-1"].alive and not by_id["dead-2"].alive
     assert by_id["dead-2"].device == "cuda:0" and by_id["dead-2"].host == "host-b"
-    runs.reap(engine, get_storage(migrated), stale_after_s=60)
+    reaper.reap(engine, get_storage(migrated), stale_after_s=60)
     with session_scope(engine) as session:
         states = dict(session.execute(select(WorkerRecord.id, WorkerRecord.state)).all())
     assert states == {"alive-1": "idle", "dead-2": "lost"}

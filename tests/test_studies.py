@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo_service import db
 from hpo_service.config import Settings
 from hpo_service.spec import parse_spec
-from hpo_service.studies import (
+from hpo_service.store import db
+from hpo_service.store.studies import (
     InvalidTransition,
     StudyExists,
     StudyNotFound,

@@ -22,11 +22,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, select, text
 
-from hpo_service import runs
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, get_storage, migrate, session_scope
-from hpo_service.models import TrialRun, WorkerRecord
-from hpo_service.studies import create_study, transition
+from hpo_service.scheduling import reaper
+from hpo_service.store.db import get_engine, get_storage, migrate, session_scope
+from hpo_service.store.models import TrialRun, WorkerRecord
+from hpo_service.store.studies import create_study, transition
 from tests.conftest import REPO_ROOT, env_for, make_settings
 from tests.test_runs import FAST, run_statuses, tiny_spec
 
@@ -341,10 +341,10 @@ def _stubborn_train(spec: Any, trial: optuna.Trial, _stop: Callable[[], bool]) -
 def stubborn_worker_main() -> None:
     """A worker process (settings from HPO_* variables) whose trials never reach an epoch end."""
     from hpo_service.config import Settings as EnvSettings
-    from hpo_service.worker import Worker, WorkerOptions
+    from hpo_service.scheduling.worker import Worker, WorkerOptions
 
     settings = EnvSettings(_env_file=None)  # type: ignore[call-arg]
-    Worker(settings, WorkerOptions(study="second"), _stubborn_train).run()
+    Worker(settings, WorkerOptions(study="second"), _stubborn_train).serve()
 
 
 def test_second_signal_stops_at_once_and_reaper_recovers(fast: Settings, workers: Workers) -> None:
@@ -358,5 +358,5 @@ def test_second_signal_stops_at_once_and_reaper_recovers(fast: Settings, workers
     proc.send_signal(signal.SIGTERM)
     assert workers.wait(timeout=10) == [-signal.SIGTERM]
     time.sleep(0.6)
-    assert runs.reap(get_engine(fast), get_storage(fast), stale_after_s=0.5) == ["requeued"]
+    assert reaper.reap(get_engine(fast), get_storage(fast), stale_after_s=0.5) == ["requeued"]
     assert [t.state for t in trials(fast, "second")] == [TrialState.FAIL, TrialState.WAITING]

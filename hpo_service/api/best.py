@@ -20,7 +20,7 @@ from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
-from hpo_service.studies import StudyInfo, get_study
+from hpo_service.store.studies import StudyInfo, get_study
 
 if TYPE_CHECKING:
     from hpo_service.train import Predictor

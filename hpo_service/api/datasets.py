@@ -9,7 +9,8 @@ from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from hpo_service.api.deps import EngineDep, SettingsDep
 from hpo_service.api.schemas import DatasetOut, DatasetPage
-from hpo_service.datasets import (
+from hpo_service.spec import Kind
+from hpo_service.store.uploads import (
     DatasetInfo,
     delete_upload,
     get_upload,
@@ -18,7 +19,6 @@ from hpo_service.datasets import (
     save_upload,
     uploads_dir,
 )
-from hpo_service.spec import Kind
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 DatasetId = Annotated[str, Path(max_length=64, description="Upload id (from the upload).")]

@@ -15,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from hpo_service.api.errors import ApiError
-from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, get_storage
+from hpo_service.scheduling.supervisor import Supervisor
+from hpo_service.store.db import get_engine, get_storage
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="HPO_API_TOKEN, when the server sets one.")

@@ -20,10 +20,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hpo_service.db import SchemaOutdated
 from hpo_service.plots import PlotError
 from hpo_service.spec import SpecError
-from hpo_service.studies import StudyError
+from hpo_service.store.db import SchemaOutdated
+from hpo_service.store.studies import StudyError
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; the most specific exception class wins in Starlette."""
     from hpo_service.data import DatasetError
-    from hpo_service.datasets import UploadError
+    from hpo_service.store.uploads import UploadError
 
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,8 +18,9 @@ from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, session_scope
-from hpo_service.models import StudyRecord, WorkerRecord, utcnow
+from hpo_service.scheduling.registry import count_live
+from hpo_service.store.db import get_engine, session_scope
+from hpo_service.store.models import StudyRecord
 
 log = logging.getLogger(__name__)
 _TRIALS_BY_STATE = text(
@@ -54,7 +54,6 @@ class DatabaseCollector(Collector):
         )
         studies = GaugeMetricFamily("hpo_studies", "Studies by state", labels=["state"])
         live = GaugeMetricFamily("hpo_workers_live", "Workers heard from within stale_after_s")
-        cutoff = utcnow() - timedelta(seconds=self.settings.stale_after_s)
         engine = get_engine(self.settings)
         with session_scope(engine) as session:
             for name, state, count in session.execute(_TRIALS_BY_STATE):
@@ -62,10 +61,7 @@ class DatabaseCollector(Collector):
             by_state = select(StudyRecord.state, func.count()).group_by(StudyRecord.state)
             for state, count in session.execute(by_state):
                 studies.add_metric([state], float(count))
-            alive = select(func.count()).where(
-                WorkerRecord.state != "stopped", WorkerRecord.heartbeat_at >= cutoff
-            )
-            live.add_metric([], float(session.scalar(alive) or 0))
+            live.add_metric([], float(count_live(session, self.settings.stale_after_s)))
         return [trials, studies, live]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hpo_service.api.deps import SettingsDep, require_token
 from hpo_service.api.schemas import StatusOut
-from hpo_service.db import SchemaOutdated, check_schema
+from hpo_service.store.db import SchemaOutdated, check_schema
 
 router = APIRouter(tags=["operations"])
 

@@ -16,10 +16,9 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
 from hpo_service.api.study_views import study_out
-from hpo_service.datasets import apply_upload
-from hpo_service.models import STUDY_STATES
 from hpo_service.spec import SpecError, parse_spec
-from hpo_service.studies import (
+from hpo_service.store.models import STUDY_STATES
+from hpo_service.store.studies import (
     create_study,
     delete_study,
     get_study,
@@ -27,6 +26,7 @@ from hpo_service.studies import (
     transition,
     trial_counts,
 )
+from hpo_service.store.uploads import apply_upload
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 JSON_TYPES = ("application/json",)

@@ -12,8 +12,8 @@ from typing import Any
 
 from hpo_service.api.schemas import StudyOut
 from hpo_service.config import Settings
-from hpo_service.models import utcnow
-from hpo_service.studies import StudyInfo, summarize
+from hpo_service.store.clock import utcnow
+from hpo_service.store.studies import StudyInfo, summarize
 
 
 def _elapsed(info: StudyInfo, now: datetime) -> float | None:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from optuna.distributions import json_to_distribution
 
 from hpo_service.api.cursor import Cursor, latest
-from hpo_service.studies import StudyNotFound
+from hpo_service.store.studies import StudyNotFound
 
 TRIALS = sa.table(
     "trials",

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from hpo_service.api import trial_queries as q
 from hpo_service.api.schemas import StepValue, TrialDetail, TrialOut, WorkerBrief
-from hpo_service.models import TrialRun, WorkerRecord
+from hpo_service.store.models import TrialRun, WorkerRecord
 
 #: ``hpo_service.train.artifacts.WEIGHTS``, spelled out so that listing trials does not import
 #: torch (the API process loads it only for /predict; a test keeps the two equal).

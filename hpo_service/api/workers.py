@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,28 +13,35 @@ from starlette.status import HTTP_202_ACCEPTED
 from hpo_service.api.deps import EngineDep, SettingsDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
-from hpo_service.db import session_scope
-from hpo_service.models import WorkerRecord
-from hpo_service.studies import get_study, transition
-from hpo_service.workers import ACTIVE_STATES, server_time, worker_info
+from hpo_service.devices import DeviceError, parse_device
+from hpo_service.scheduling.registry import live_clause, live_cutoff, worker_info
+from hpo_service.store.db import session_scope
+from hpo_service.store.models import WorkerRecord
+from hpo_service.store.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
 
 
 def check_device(device: str) -> str:
     """The device string workers get; CUDA must exist here, since these workers run here."""
-    ok = device in ("cpu", "cuda", "auto") or (device.startswith("cuda:") and device[5:].isdigit())
-    if not ok:
-        raise ApiError(422, f"must be cpu, cuda, cuda:N or auto, not {device[:40]!r}", "device")
-    if device.startswith("cuda"):
-        from hpo_service.processes import cuda_device_count  # torch
+    try:
+        parsed = parse_device(device)
+    except DeviceError as error:
+        raise ApiError(422, str(error).removeprefix("device "), "device") from None
+    if parsed.kind == "cuda":
+        from hpo_service.scheduling.processes import (
+            DevicePlanError,
+            cuda_device_count,
+            visible_gpus,
+        )
 
-        gpus = cuda_device_count()
-        index = int(device[5:]) if device.startswith("cuda:") else 0
-        if index >= gpus:
+        try:
+            visible_gpus(device, cuda_device_count())  # asks torch
+        except DevicePlanError:
+            gpus = cuda_device_count()
             raise ApiError(
                 422, f"{device} is not available on this server ({gpus} GPU(s))", "device"
-            )
+            ) from None
     return device
 
 
@@ -108,8 +115,8 @@ def list_workers(
     host = socket.gethostname()
     with session_scope(engine) as session:
         # Heartbeats are written with the database's clock: compare with the same clock.
-        cutoff = server_time(session) - timedelta(seconds=settings.stale_after_s)
-        is_live = WorkerRecord.state.in_(ACTIVE_STATES) & (WorkerRecord.heartbeat_at >= cutoff)
+        cutoff = live_cutoff(session, settings.stale_after_s)
+        is_live = live_clause(cutoff)
         query = select(WorkerRecord)
         if study is not None:
             query = query.where(WorkerRecord.study_name == study)

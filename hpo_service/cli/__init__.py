@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from hpo_service.cli.common import err_console, is_known_error
+from hpo_service.cli.common import fail, is_known_error
 
 app = typer.Typer(
     help="Hyperparameter optimisation service for LSTM/GRU models.",
@@ -39,5 +39,5 @@ def main() -> None:
     except Exception as error:
         if not is_known_error(error):
             raise
-        err_console.print(f"[red]error:[/red] {error}", highlight=False)
+        fail(str(error))
         sys.exit(2)

@@ -6,12 +6,14 @@ import json
 import sys
 from typing import Any
 
+import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from hpo_service.config import Settings, get_settings
-from hpo_service.db import SchemaOutdated
-from hpo_service.spec import SpecError
-from hpo_service.studies import StudyError
+from hpo_service.spec import SpecError, format_errors
+from hpo_service.store.db import SchemaOutdated
+from hpo_service.store.studies import StudyError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,15 +25,32 @@ def is_known_error(error: BaseException) -> bool:
     The data package (torch, scikit-learn) is only consulted when a command already loaded it,
     so that light commands start fast.
     """
-    known: list[type[BaseException]] = [SpecError, StudyError, SchemaOutdated]
+    known: list[type[BaseException]] = [CliError, SpecError, StudyError, SchemaOutdated]
     data = sys.modules.get("hpo_service.data")
     if data is not None:
         known.append(data.DatasetError)
+    processes = sys.modules.get("hpo_service.scheduling.processes")
+    if processes is not None:
+        known.append(processes.DevicePlanError)
     return isinstance(error, tuple(known))
 
 
+class CliError(Exception):
+    """A user-facing problem: printed as one message, exit code 2, no traceback."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line (never wrapped mid-sentence) and exit 2: the one CLI error path."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
 def settings() -> Settings:
-    return get_settings()
+    """The process's settings; a bad ``HPO_*`` value is a :class:`CliError` naming it."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise CliError("bad HPO_* setting: " + "; ".join(format_errors(error))) from None
 
 
 def print_json(value: Any) -> None:

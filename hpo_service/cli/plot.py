@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from hpo_service import db
 from hpo_service.cli.common import console, settings
+from hpo_service.store import db
 
 
 def plot(

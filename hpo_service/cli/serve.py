@@ -20,7 +20,7 @@ def serve(
     import uvicorn
 
     from hpo_service.app import create_app
-    from hpo_service.db import check_schema
+    from hpo_service.store.db import check_schema
 
     cfg = settings()
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(name)s %(message)s")

@@ -11,11 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpo_service import db
 from hpo_service.cli.common import console, err_console, print_json, settings
 from hpo_service.config import Settings
 from hpo_service.spec import load_spec
-from hpo_service.studies import (
+from hpo_service.store import db
+from hpo_service.store.studies import (
     StudyExists,
     StudyInfo,
     create_study,
@@ -182,14 +182,14 @@ def run(
 ) -> None:
     """Create the study if needed, run K local workers until its budget is spent, show progress,
     then print the best trial."""
-    from hpo_service.processes import (
+    from hpo_service.scheduling.processes import (
         DevicePlanError,
         exit_code,
         forward_signals,
         plan_devices,
         spawn_workers,
     )
-    from hpo_service.worker import WorkerOptions
+    from hpo_service.scheduling.worker import WorkerOptions
 
     cfg = settings()
     db.check_schema(cfg)
@@ -228,8 +228,8 @@ def worker(
     """Claim and train trials of running studies until stopped. SIGTERM/SIGINT: finish the
     epoch, queue the trial again, exit 0; a second signal stops at once (the trial is recovered
     by the reaper). Without --exit-when-idle an idle worker polls for new work."""
-    from hpo_service.processes import DevicePlanError, exit_now, plan_devices, run_local
-    from hpo_service.worker import WorkerOptions
+    from hpo_service.scheduling.processes import DevicePlanError, exit_now, plan_devices, run_local
+    from hpo_service.scheduling.worker import WorkerOptions
 
     cfg = settings()
     db.check_schema(cfg)

@@ -16,18 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hpo_service.cli.common import CliError, fail
+from hpo_service.cli.common import settings as load_settings
 from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError, format_errors, load_spec
 
 err = Console(stderr=True)
-
-
-class CliError(Exception):
-    """A user-facing problem: printed as one message, exit code 2, no traceback."""
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 def _midpoint(entry: FloatRange | IntRange) -> float | int:
@@ -101,17 +94,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _settings() -> Any:
-    from pydantic import ValidationError
-
-    from hpo_service.config import get_settings
-
-    try:
-        return get_settings()
-    except ValidationError as error:
-        raise CliError("bad HPO_* setting: " + "; ".join(format_errors(error))) from None
-
-
 def _progress(max_epochs: int, metric: str) -> Any:
     def on_epoch(epoch: Any) -> bool:
         value = epoch.metrics.get(metric, epoch.val_loss)
@@ -146,7 +128,7 @@ def run_train(
 
     spec = load_spec(file)
     params = resolve_params(spec.search_space, overrides)
-    settings = _settings()
+    settings = load_settings()
     _check_device(device or settings.device)
     config = TrainConfig.from_params(
         params,
@@ -235,7 +217,7 @@ def train_command(
     try:
         payload = run_train(file, param or [], epochs, data_dir, device, save)
     except (CliError, SpecError, DatasetError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if as_json:
         typer.echo(json.dumps(payload))
         return
@@ -299,12 +281,12 @@ def predict_command(
     from hpo_service.train import load_predictor
 
     try:
-        number, directory = best_artifact_dir(study, _settings().database_url)
+        number, directory = best_artifact_dir(study, load_settings().database_url)
         predictor = load_predictor(directory)
         inputs = read_inputs(input_file, predictor.kind)
         predictions = predictor.predict(inputs)
     except (CliError, FileNotFoundError, ValueError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     payload = {
         "study": study,
         "trial": number,

@@ -1,7 +1,7 @@
 """Frozen values that cross the trainer's boundary.
 
 The trainer is plain PyTorch and knows nothing of Optuna, the database or the spec: the objective
-(:mod:`hpo_service.objective`) resolves a spec plus a trial's suggestions into a
+(:mod:`hpo_service.scheduling.objective`) resolves a spec plus a trial's suggestions into a
 :class:`TrainConfig`, and reads :class:`EpochResult` / :class:`TrainResult` back.
 """
 

@@ -61,7 +61,7 @@ def task_loss(kind: str, n_classes: int, out: torch.Tensor, y: torch.Tensor) -> 
 
 
 @dataclass
-class _Run:
+class _Training:
     """Mutable state of one ``fit`` call."""
 
     config: TrainConfig
@@ -87,7 +87,7 @@ class _Run:
         return task_loss(self.data.kind, self.data.n_classes, out, y)
 
 
-def train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
+def train_epoch(run: _Training, epoch: int) -> tuple[float, str]:
     """Mean training loss, and a non-empty detail if the loss stopped being finite."""
     run.model.train()
     total, count = 0.0, 0
@@ -112,7 +112,7 @@ def train_epoch(run: _Run, epoch: int) -> tuple[float, str]:
 
 
 @torch.inference_mode()
-def evaluate(run: _Run, split: Split) -> dict[str, float]:
+def evaluate(run: _Training, split: Split) -> dict[str, float]:
     """Metrics over a whole split, forecasts in original units; ``loss`` as in training."""
     run.model.eval()
     outs, ys = [], []
@@ -134,7 +134,7 @@ def evaluate(run: _Run, split: Split) -> dict[str, float]:
     return {**metrics, "loss": loss}
 
 
-def _start(config: TrainConfig, data: PreparedData) -> _Run:
+def _start(config: TrainConfig, data: PreparedData) -> _Training:
     """Seed, build the model and optimizer on the chosen device."""
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -142,7 +142,7 @@ def _start(config: TrainConfig, data: PreparedData) -> _Run:
     torch.manual_seed(config.seed)
     model = build_model(data.state(), asdict(config)).to(device)
     use_amp = config.amp and device.type == "cuda"
-    return _Run(
+    return _Training(
         config,
         data,
         model,
@@ -159,7 +159,7 @@ def _better(config: TrainConfig, value: float, best: float | None) -> bool:
     return value < best if config.direction == "minimize" else value > best
 
 
-def run_epoch(run: _Run, epoch: int) -> EpochResult | str:
+def run_epoch(run: _Training, epoch: int) -> EpochResult | str:
     """One epoch of training and validation, or the reason it diverged."""
     started = time.perf_counter()
     train_loss, detail = train_epoch(run, epoch)
@@ -172,7 +172,7 @@ def run_epoch(run: _Run, epoch: int) -> EpochResult | str:
     return EpochResult(epoch, train_loss, metrics["loss"], metrics, seconds)
 
 
-def _record(run: _Run, result: EpochResult) -> None:
+def _record(run: _Training, result: EpochResult) -> None:
     """Keep the curve, and a CPU copy of the weights whenever the monitored metric improves."""
     run.epochs.append(result)
     value = result.metrics.get(run.config.metric, result.val_loss)
@@ -184,7 +184,7 @@ def _record(run: _Run, result: EpochResult) -> None:
 
 
 def _stop_reason(
-    run: _Run,
+    run: _Training,
     result: EpochResult,
     on_epoch: Callable[[EpochResult], bool] | None,
     should_stop: Callable[[], bool] | None,
@@ -224,7 +224,7 @@ def fit(
     return _finish(run, "max_epochs")
 
 
-def _finish(run: _Run, reason: StopReason, detail: str = "") -> TrainResult:
+def _finish(run: _Training, reason: StopReason, detail: str = "") -> TrainResult:
     """Test metrics with the best weights (skipped for pruned runs: nobody reads them)."""
     test: dict[str, float] = {}
     if run.best_state is not None and reason != "pruned" and len(run.data.test):

@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, func, select
 
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, session_scope
-from hpo_service.models import DatasetRecord, StudyRecord
 from hpo_service.spec import UPLOAD_PREFIX, Kind, SpecError
+from hpo_service.store.db import get_engine, session_scope
+from hpo_service.store.models import DatasetRecord, StudyRecord
 
 #: Fewest usable rows per kind: enough for train/validation/test splits and a forecast lookback.
 MIN_ROWS: dict[str, int] = {

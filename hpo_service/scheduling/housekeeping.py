@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from hpo_service import runs
-from hpo_service.api.supervisor import Supervisor
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, get_storage
+from hpo_service.scheduling import reaper
+from hpo_service.scheduling.supervisor import Supervisor
+from hpo_service.store.db import get_engine, get_storage
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Housekeeper:
         self.supervisor.prune()
         engine = get_engine(self.settings)
         storage = get_storage(self.settings)
-        return runs.reap(engine, storage, self.settings.stale_after_s)
+        return reaper.reap(engine, storage, self.settings.stale_after_s)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

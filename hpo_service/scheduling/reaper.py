@@ -6,8 +6,7 @@ which its worker can no longer write), fails its Optuna trial and queues the sam
 again, and only then releases the run, so the freed unit goes to the retry. This works whether or
 not any process is inside ``study.optimize`` (Optuna's own heartbeat check runs only there). The
 reaper also fails Optuna trials left RUNNING without any run (a worker killed between ``ask`` and
-recording the trial on its run), and marks workers without a heartbeat as lost. The public entry
-point is :func:`hpo_service.runs.reap` (the same function).
+recording the trial on its run), and marks workers without a heartbeat as lost.
 """
 
 from __future__ import annotations
@@ -23,22 +22,23 @@ from typing import Any
 
 import optuna
 from sqlalchemy import JSON, Engine, Integer, String, select, text, update
+from sqlalchemy.orm import Session
 
-from hpo_service.db import session_scope
-from hpo_service.models import StudyRecord, TrialRun, utcnow
-from hpo_service.outcomes import fail_and_requeue
+from hpo_service.scheduling.outcomes import fail_and_requeue
+from hpo_service.scheduling.registry import mark_lost
 from hpo_service.spec import StudySpec, parse_spec
-from hpo_service.workers import db_now, mark_lost
+from hpo_service.store.clock import db_now, utcnow
+from hpo_service.store.db import rows_changed, session_scope
+from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, TrialRun
 
 log = logging.getLogger(__name__)
-IN_FLIGHT = ("running", "reaping")  # reaping: a reaper is recovering it (still holds its unit)
 
 
 def reaper_id() -> str:
     return f"reaper-{socket.gethostname()[:40]}-{os.getpid()}"
 
 
-def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) -> list[int]:
+def stale_runs(session: Session, stale_after_s: float, study_id: int | None = None) -> list[int]:
     """In-flight runs without a heartbeat for ``stale_after_s`` (a reaper that died while
     recovering a run leaves it 'reaping' with a stale heartbeat too)."""
     cutoff = db_now(session) - timedelta(seconds=stale_after_s)
@@ -50,7 +50,7 @@ def stale_runs(session: Any, stale_after_s: float, study_id: int | None = None) 
     return [int(i) for i in session.scalars(query)]
 
 
-def take_stale(session: Any, run_id: int, stale_after_s: float, token: str) -> bool:
+def take_stale(session: Session, run_id: int, stale_after_s: float, token: str) -> bool:
     """Take over a stale run; only one reaper wins. The run becomes 'reaping' (still holding its
     unit of budget, no longer writable by its worker) with a fresh heartbeat and the reaper's
     ``token`` as its reason: if this reaper dies too, the run goes stale again and another one
@@ -61,25 +61,29 @@ def take_stale(session: Any, run_id: int, stale_after_s: float, token: str) -> b
         .where(
             TrialRun.id == run_id, TrialRun.status.in_(IN_FLIGHT), TrialRun.heartbeat_at < cutoff
         )
-        .values(status="reaping", reason=token, heartbeat_at=db_now(session))
+        .values(status=RunStatus.REAPING, reason=token, heartbeat_at=db_now(session))
         .execution_options(synchronize_session=False)
     )
-    return bool(changed.rowcount)
+    return bool(rows_changed(changed))
 
 
-def release(session: Any, run_id: int, token: str, status: str, reason: str) -> bool:
+def release(session: Session, run_id: int, token: str, status: str, reason: str) -> bool:
     """Close a run this reaper took over (and still holds: ``token``)."""
     changed = session.execute(
         update(TrialRun)
-        .where(TrialRun.id == run_id, TrialRun.status == "reaping", TrialRun.reason == token)
+        .where(
+            TrialRun.id == run_id, TrialRun.status == RunStatus.REAPING, TrialRun.reason == token
+        )
         .values(status=status, reason=reason, finished_at=utcnow())
     )
-    return bool(changed.rowcount)
+    return bool(rows_changed(changed))
 
 
-def _run_context(session: Any, run_id: int) -> tuple[int | None, str, StudySpec]:
+def _run_context(session: Session, run_id: int) -> tuple[int | None, str, StudySpec]:
     run = session.get(TrialRun, run_id)
+    assert run is not None  # this reaper holds it: nobody else deletes a reaping run
     record = session.get(StudyRecord, run.study_id)
+    assert record is not None  # its study's deletion would have cascaded to the run
     return run.optuna_trial_id, record.name, parse_spec(record.spec)
 
 
@@ -90,7 +94,8 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
             return None
         trial_id, study_name, spec = _run_context(session, run_id)
     reason = f"worker lost: no heartbeat for {stale_after_s:g}s"
-    status = "crashed"  # died before its trial was recorded: nothing to repeat, budget freed
+    # Died before its trial was recorded: nothing to repeat, budget freed.
+    status: str = RunStatus.CRASHED
     if trial_id is not None:
         status = fail_and_requeue(storage, study_name, trial_id, reason, spec)
     with session_scope(engine) as session:

@@ -9,15 +9,14 @@ working. ORM rows stay inside this package's functions: callers get frozen pydan
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from hpo_service.store.clock import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,13 +38,61 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class StateText(TypeDecorator[str]):
+    """A state column: plain text in the database, written from the StrEnums below. Bound as
+    ``str(value)`` because psycopg would write an Enum member's *name* ("RUNNING"), not its
+    value."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+
 class Base(DeclarativeBase):
     pass
 
 
-STUDY_STATES = ("created", "running", "paused", "completed", "stopped")
-#: created: a claim was taken and a trial is being trained; the others are final.
-RUN_STATES = ("running", "complete", "pruned", "failed", "crashed", "requeued")
+class StudyState(StrEnum):
+    """A study's lifecycle: created -> running <-> paused -> completed or stopped."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+
+
+class RunStatus(StrEnum):
+    """A budget claim (``hpo_trial_runs`` row). RUNNING: a worker trains its trial; REAPING: a
+    reaper is recovering it (still holds its unit); the others are final. REQUEUED and CRASHED
+    never use budget: their parameters run again, or were never set."""
+
+    RUNNING = "running"
+    REAPING = "reaping"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    REQUEUED = "requeued"
+
+
+class WorkerState(StrEnum):
+    """A registered worker: IDLE/BUSY are active; STOPPED said goodbye; LOST went silent."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPED = "stopped"
+    LOST = "lost"
+
+
+STUDY_STATES = tuple(s.value for s in StudyState)
+RUN_STATES = tuple(s.value for s in RunStatus)
+#: Runs that hold a unit of budget and a trial that is not finished yet.
+IN_FLIGHT = (RunStatus.RUNNING.value, RunStatus.REAPING.value)
+#: Workers that say they are working; alive only with a recent heartbeat (see registry).
+ACTIVE_WORKER_STATES = (WorkerState.IDLE.value, WorkerState.BUSY.value)
 
 
 class StudyRecord(Base):
@@ -54,7 +101,7 @@ class StudyRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="created")
+    state: Mapped[str] = mapped_column(StateText(), nullable=False, default=StudyState.CREATED)
     n_trials: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -75,7 +122,7 @@ class TrialRun(Base):
     worker_id: Mapped[str | None] = mapped_column(String(64))
     optuna_trial_id: Mapped[int | None] = mapped_column(Integer)
     trial_number: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    status: Mapped[str] = mapped_column(StateText(), nullable=False, default=RunStatus.RUNNING)
     retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -92,7 +139,7 @@ class WorkerRecord(Base):
     pid: Mapped[int] = mapped_column(Integer, nullable=False)
     device: Mapped[str] = mapped_column(String(32), nullable=False)
     study_name: Mapped[str | None] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(16), nullable=False, default="idle")
+    state: Mapped[str] = mapped_column(StateText(), nullable=False, default=WorkerState.IDLE)
     current_run_id: Mapped[int | None] = mapped_column(Integer)
     current_study: Mapped[str | None] = mapped_column(String(100))
     current_trial_number: Mapped[int | None] = mapped_column(Integer)

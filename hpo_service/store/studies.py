@@ -20,10 +20,11 @@ from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from hpo_service.config import Settings
-from hpo_service.db import get_engine, get_storage, session_scope
-from hpo_service.models import StudyRecord, utcnow
 from hpo_service.search import build_pruner, build_sampler, grid_space
 from hpo_service.spec import StudySpec, parse_spec, spec_to_dict
+from hpo_service.store.clock import utcnow
+from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
+from hpo_service.store.models import StudyRecord
 
 TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
@@ -158,7 +159,7 @@ def transition(engine: Engine, name: str, action: str) -> StudyInfo:
             .where(StudyRecord.name == name, StudyRecord.state.in_(sources))
             .values(**values)
         )
-    if done.rowcount == 0:  # type: ignore[attr-defined]
+    if rows_changed(done) == 0:
         current = get_study(engine, name)
         if action == "complete" and current.state == "completed":
             return current

@@ -17,18 +17,18 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
-from hpo_service.outcomes import TrialFailed, TrialInterrupted, retry
+from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
-__all__ = ["TrialFailed", "TrialInterrupted", "run_trial"]
+__all__ = ["TrialFailed", "TrialInterrupted", "run_trial", "trainer"]
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class TrainerOptions:
     device: str = "cpu"
     num_threads: int | None = None
 
@@ -100,7 +100,7 @@ def _pruning_callback(trial: optuna.Trial, spec: StudySpec) -> Callable[[EpochRe
 
 
 def train_config(
-    spec: StudySpec, params: dict[str, Any], options: RunOptions, seed: int
+    spec: StudySpec, params: dict[str, Any], options: TrainerOptions, seed: int
 ) -> TrainConfig:
     return TrainConfig.from_params(
         params,
@@ -119,7 +119,7 @@ def run_trial(
     settings: Settings,
     spec: StudySpec,
     trial: optuna.Trial,
-    options: RunOptions,
+    options: TrainerOptions,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
@@ -141,3 +141,14 @@ def run_trial(
     if result.stop_reason == "interrupted":
         raise TrialInterrupted(f"interrupted after epoch {len(result.epochs)}")
     return objective_values(result, spec)
+
+
+def trainer(settings: Settings, device: str, num_threads: int | None) -> TrainFn:
+    """The worker's objective: the LSTM/GRU trainer bound to these settings. The worker imports
+    this module lazily, so a process that never trains never pays torch's import."""
+    options = TrainerOptions(device=device, num_threads=num_threads)
+
+    def train(spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]) -> list[float]:
+        return run_trial(settings, spec, trial, options, should_stop)
+
+    return train

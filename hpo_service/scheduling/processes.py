@@ -2,7 +2,7 @@
 
 Each child is a fresh interpreter (``spawn``), so no database connection or CUDA context is shared
 across a fork. The parent forwards stop signals in a form a child cannot mistake for a second
-signal (:mod:`hpo_service.stopping`); children run in their own process group, so a terminal's
+signal (:mod:`.stopping`); children run in their own process group, so a terminal's
 hang-up reaches only the parent, and stop gracefully when the parent is gone. CPU workers split
 the machine's cores so parallel trials do not oversubscribe torch's threads.
 """
@@ -21,9 +21,10 @@ from types import FrameType
 from typing import NoReturn
 
 from hpo_service.config import Settings
-from hpo_service.db import dispose_engines
-from hpo_service.stopping import GRACEFUL_FROM_PARENT, NOW_FROM_PARENT
-from hpo_service.worker import WorkerOptions, run_worker
+from hpo_service.devices import DeviceError, parse_device
+from hpo_service.scheduling.stopping import GRACEFUL_FROM_PARENT, NOW_FROM_PARENT
+from hpo_service.scheduling.worker import WorkerOptions, run_worker
+from hpo_service.store.db import dispose_engines
 
 
 class DevicePlanError(ValueError):
@@ -39,22 +40,16 @@ def cuda_device_count() -> int:
         return 0
 
 
-def _gpus(device: str, gpu_count: int) -> list[int]:
+def visible_gpus(device: str, gpu_count: int) -> list[int]:
     """The GPU indices a cuda / cuda:N request means, checked against what is visible."""
+    parsed = parse_device(device)
     if gpu_count == 0:
         raise DevicePlanError(f"device {device}: no CUDA device is visible on this machine")
-    if device == "cuda":
+    if parsed.index is None:
         return list(range(gpu_count))
-    index = int(device.removeprefix("cuda:"))
-    if index >= gpu_count:
+    if parsed.index >= gpu_count:
         raise DevicePlanError(f"device {device}: only {gpu_count} CUDA device(s) are visible")
-    return [index]
-
-
-def _valid(device: str) -> bool:
-    return device in ("cpu", "cuda", "auto") or (
-        device.startswith("cuda:") and device[5:].isdigit()
-    )
+    return [parsed.index]
 
 
 def plan_devices(
@@ -67,8 +62,10 @@ def plan_devices(
     Without it, ``processes`` (default 1) go round-robin over the GPUs, or all on the CPU.
     ``gpu_count`` defaults to what torch sees (asked only when a GPU may be involved).
     """
-    if not _valid(device):
-        raise DevicePlanError(f"device must be cpu, cuda, cuda:N or auto, not {device!r}")
+    try:
+        parse_device(device)
+    except DeviceError as error:
+        raise DevicePlanError(str(error)) from None
     if device != "cpu" and gpu_count is None:
         gpu_count = cuda_device_count()
     gpu_count = gpu_count or 0
@@ -77,7 +74,7 @@ def plan_devices(
     if per_gpu is not None:
         if device == "cpu":
             raise DevicePlanError("--per-gpu needs a CUDA device, and none is in use")
-        gpus = _gpus(device, gpu_count)
+        gpus = visible_gpus(device, gpu_count)
         total = per_gpu * len(gpus)
         if processes is not None and processes != total:
             raise DevicePlanError(
@@ -88,7 +85,7 @@ def plan_devices(
     count = processes or 1
     if device == "cpu":
         return ["cpu"] * count
-    gpus = _gpus(device, gpu_count)
+    gpus = visible_gpus(device, gpu_count)
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(count)]
 
 
@@ -133,7 +130,7 @@ def spawn_workers(
 
 def forward_signals(children: Sequence[BaseProcess]) -> None:
     """SIGTERM/SIGINT to the parent reach every child: the first as a graceful stop request,
-    any further one as "stop now" (see :mod:`hpo_service.stopping`)."""
+    any further one as "stop now" (see :mod:`.stopping`)."""
     received = 0
 
     def forward(_signum: int, _frame: FrameType | None) -> None:

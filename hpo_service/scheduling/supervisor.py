@@ -41,8 +41,10 @@ class Supervisor:
 
     def start(self, study: str, count: int, device: str) -> list[Child]:
         """Spawn ``count`` workers serving ``study``; they exit once it stops running."""
-        from hpo_service import processes  # imports the trainer (torch): only when needed
-        from hpo_service.worker import WorkerOptions
+        from hpo_service.scheduling import (
+            processes,  # imports the trainer (torch): only when needed
+        )
+        from hpo_service.scheduling.worker import WorkerOptions
 
         devices = processes.plan_devices(device, count, None)
         options = WorkerOptions(study=study, device=device, exit_when_idle=True)

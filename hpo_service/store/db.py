@@ -18,7 +18,7 @@ import optuna
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -96,6 +96,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed: the race checks ("did this worker still own
+    the run?") read it. ``Session.execute`` is typed as ``Result``; for such statements it is a
+    ``CursorResult``."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)
+
+
 def is_transient(error: BaseException) -> bool:
     """A lost connection or a lock timeout: worth retrying after a pause."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
@@ -159,8 +167,9 @@ def include_service_object(name: str | None, type_: str, _parents: Any) -> bool:
 def migrations_dir() -> Path:
     """The service's migrations: inside an installed wheel they are ``hpo_service/_alembic``
     (mapped from the top-level ``alembic/`` folder); in a source checkout, that folder itself."""
-    packaged = Path(__file__).with_name("_alembic")
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "alembic"
+    package = Path(__file__).resolve().parents[1]  # hpo_service/
+    packaged = package / "_alembic"
+    return packaged if packaged.is_dir() else package.parent / "alembic"
 
 
 def alembic_config(url: str) -> Config:

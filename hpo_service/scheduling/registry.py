@@ -9,27 +9,38 @@ marks it ``lost``. This module knows nothing of Optuna.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
+from sqlalchemy.orm import Session
 
-from hpo_service.db import session_scope
-from hpo_service.models import WorkerRecord, utcnow
+from hpo_service.store.clock import db_now, server_time, utcnow
+from hpo_service.store.db import rows_changed, session_scope
+from hpo_service.store.models import ACTIVE_WORKER_STATES, WorkerRecord, WorkerState
 
-ACTIVE_STATES = ("idle", "busy")
-
-
-def db_now(session: Any) -> Any:
-    """ "Now" for heartbeats and their cutoffs: the PostgreSQL server's clock, so that workers on
-    many machines are judged by one clock (a machine whose clock runs a minute behind would
-    otherwise look dead); on SQLite, which serves one machine, this machine's clock."""
-    return func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
+ACTIVE_STATES = ACTIVE_WORKER_STATES
 
 
-def server_time(session: Any) -> datetime:
-    now = db_now(session)
-    return now if isinstance(now, datetime) else session.scalar(select(now))
+def live_cutoff(session: Session, stale_after_s: float) -> datetime:
+    """Heartbeats older than this mean a worker is gone (on the database's clock, which wrote
+    them)."""
+    return server_time(session) - timedelta(seconds=stale_after_s)
+
+
+def is_live(state: str, heartbeat_at: datetime, cutoff: datetime) -> bool:
+    """The one liveness rule: an active state and a heartbeat no older than the cutoff."""
+    return state in ACTIVE_STATES and heartbeat_at >= cutoff
+
+
+def live_clause(cutoff: datetime) -> ColumnElement[bool]:
+    """:func:`is_live` as SQL, for filters and counts."""
+    return WorkerRecord.state.in_(ACTIVE_STATES) & (WorkerRecord.heartbeat_at >= cutoff)
+
+
+def count_live(session: Session, stale_after_s: float) -> int:
+    cutoff = live_cutoff(session, stale_after_s)
+    query = select(func.count()).select_from(WorkerRecord).where(live_clause(cutoff))
+    return int(session.scalar(query) or 0)
 
 
 class WorkerInfo(BaseModel):
@@ -53,7 +64,7 @@ class WorkerInfo(BaseModel):
 
 
 def register(
-    session: Any, worker_id: str, host: str, pid: int, device: str, study: str | None
+    session: Session, worker_id: str, host: str, pid: int, device: str, study: str | None
 ) -> None:
     session.merge(  # merge, not insert: a retried registration must not fail on its own row
         WorkerRecord(
@@ -62,7 +73,7 @@ def register(
             pid=pid,
             device=device,
             study_name=study,
-            state="idle",
+            state=WorkerState.IDLE,
             trials_done=0,
             started_at=utcnow(),
             heartbeat_at=db_now(session),
@@ -71,7 +82,7 @@ def register(
 
 
 def set_current(
-    session: Any,
+    session: Session,
     worker_id: str,
     run_id: int | None,
     study: str | None,
@@ -83,7 +94,7 @@ def set_current(
         update(WorkerRecord)
         .where(WorkerRecord.id == worker_id)
         .values(
-            state="busy" if study else "idle",
+            state=WorkerState.BUSY if study else WorkerState.IDLE,
             current_run_id=run_id,
             current_study=study,
             current_trial_number=trial_number,
@@ -93,7 +104,7 @@ def set_current(
     )
 
 
-def beat(session: Any, worker_id: str) -> None:
+def beat(session: Session, worker_id: str) -> None:
     session.execute(
         update(WorkerRecord)
         .where(WorkerRecord.id == worker_id)
@@ -101,12 +112,12 @@ def beat(session: Any, worker_id: str) -> None:
     )
 
 
-def unregister(session: Any, worker_id: str, trials_done: int) -> None:
+def unregister(session: Session, worker_id: str, trials_done: int) -> None:
     session.execute(
         update(WorkerRecord)
         .where(WorkerRecord.id == worker_id)
         .values(
-            state="stopped",
+            state=WorkerState.STOPPED,
             current_run_id=None,
             current_study=None,
             current_trial_number=None,
@@ -116,15 +127,15 @@ def unregister(session: Any, worker_id: str, trials_done: int) -> None:
     )
 
 
-def mark_lost(session: Any, stale_after_s: float) -> int:
+def mark_lost(session: Session, stale_after_s: float) -> int:
     """Active workers without a heartbeat for ``stale_after_s`` become ``lost``."""
     cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     changed = session.execute(
         update(WorkerRecord)
-        .where(WorkerRecord.state.in_(ACTIVE_STATES), WorkerRecord.heartbeat_at < cutoff)
-        .values(state="lost", current_run_id=None)
+        .where(~live_clause(cutoff), WorkerRecord.state.in_(ACTIVE_STATES))
+        .values(state=WorkerState.LOST, current_run_id=None)
     )
-    return int(changed.rowcount or 0)
+    return rows_changed(changed)
 
 
 def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
@@ -141,7 +152,7 @@ def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
         trials_done=record.trials_done,
         started_at=record.started_at,
         heartbeat_at=record.heartbeat_at,
-        alive=record.state in ACTIVE_STATES and record.heartbeat_at >= cutoff,
+        alive=is_live(record.state, record.heartbeat_at, cutoff),
     )
 
 
@@ -153,5 +164,5 @@ def list_workers(
     if active_only:
         query = query.where(WorkerRecord.state.in_(ACTIVE_STATES))
     with session_scope(engine) as session:
-        cutoff = server_time(session) - timedelta(seconds=stale_after_s)
+        cutoff = live_cutoff(session, stale_after_s)
         return [worker_info(record, cutoff) for record in session.scalars(query)]

@@ -19,9 +19,8 @@ import optuna
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo_service.config import Settings
-from hpo_service.db import is_transient, with_retry
 from hpo_service.spec import StudySpec
+from hpo_service.store.db import is_transient, with_retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -80,18 +79,6 @@ def retry(fn: Callable[[], T]) -> T:
             raise
 
     return with_retry(unwrapped)
-
-
-def trainer(settings: Settings, device: str, num_threads: int | None) -> TrainFn:
-    """The real objective, the LSTM/GRU trainer (imported here: torch takes seconds to load)."""
-    from hpo_service.objective import RunOptions, run_trial
-
-    options = RunOptions(device=device, num_threads=num_threads)
-
-    def train(spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]) -> list[float]:
-        return run_trial(settings, spec, trial, options, should_stop)
-
-    return train
 
 
 def status_for_state(state: TrialState) -> str:
@@ -183,7 +170,7 @@ class TrialTeller:
     should_stop: Callable[[], bool]
     is_lost: Callable[[], bool]
 
-    def run(
+    def train_and_tell(
         self, spec: StudySpec, study: optuna.Study, trial: optuna.Trial
     ) -> tuple[str | None, str | None]:
         """Returns the run's status (None: the reaper owns it) and a reason."""

@@ -1,7 +1,7 @@
 """Worker processes: claim a run, ask Optuna for a trial, train, tell, repeat.
 
 Workers use ``ask``/``tell`` rather than ``study.optimize`` so that budget, heartbeats and crash
-recovery are the service's (see :mod:`hpo_service.runs`), not tied to Optuna's heartbeat, which
+recovery are the service's (see :mod:`.claims`), not tied to Optuna's heartbeat, which
 only works inside ``optimize``. One long-lived process keeps one Optuna study object per study, so
 the storage cache and the sampler stay warm across trials (a cold read of a large study costs
 seconds). Two daemon threads run beside the loop: the heartbeat, which also notices when the
@@ -23,12 +23,12 @@ from typing import Any
 
 import optuna
 
-from hpo_service import runs, workers
 from hpo_service.config import Settings
-from hpo_service.db import check_schema, get_engine, get_storage, session_scope
-from hpo_service.outcomes import TrainFn, TrialTeller, ask, retry, trainer, transient
-from hpo_service.stopping import StopRequests
-from hpo_service.studies import StudyInfo, get_study, load_optuna_study
+from hpo_service.scheduling import claims, reaper, registry
+from hpo_service.scheduling.outcomes import TrainFn, TrialTeller, ask, retry, transient
+from hpo_service.scheduling.stopping import StopRequests
+from hpo_service.store.db import check_schema, get_engine, get_storage, session_scope
+from hpo_service.store.studies import StudyInfo, get_study, load_optuna_study
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,12 @@ def _seeded(info: StudyInfo, ordinal: int) -> StudyInfo:
     return info.model_copy(update={"spec": info.spec.model_copy(update={"sampler": sampler})})
 
 
+def _default_trainer(settings: Settings, options: WorkerOptions) -> TrainFn:
+    from hpo_service.scheduling.objective import trainer  # torch loads only in training processes
+
+    return trainer(settings, options.device, options.num_threads)
+
+
 class Worker:
     def __init__(
         self, settings: Settings, options: WorkerOptions, train_fn: TrainFn | None = None
@@ -83,7 +89,7 @@ class Worker:
         self.storage = get_storage(settings)
         self._teller = TrialTeller(
             self.storage,
-            train_fn or trainer(settings, options.device, options.num_threads),
+            train_fn or _default_trainer(settings, options),
             self._should_stop_trial,
             self._run_lost,
         )
@@ -95,7 +101,7 @@ class Worker:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def serve(self) -> int:
         """Work until stopped (or idle with ``exit_when_idle``); returns trials finished."""
         check_schema(self.settings)
         if self.options.study:
@@ -161,7 +167,7 @@ class Worker:
 
     def _register(self) -> None:
         with session_scope(self.engine) as session:
-            workers.register(
+            registry.register(
                 session,
                 self.id,
                 socket.gethostname(),
@@ -172,7 +178,7 @@ class Worker:
 
     def _unregister(self) -> None:
         with session_scope(self.engine) as session:
-            workers.unregister(session, self.id, self.state.trials_done)
+            registry.unregister(session, self.id, self.state.trials_done)
 
     def _beat_loop(self) -> None:
         """One attempt per period, never retried in place: a late beat is absorbed by the grace
@@ -181,8 +187,8 @@ class Worker:
             run_id = self.state.run_id
             try:
                 with session_scope(self.engine) as session:
-                    workers.beat(session, self.id)
-                    owned = runs.beat(session, self.id, run_id)
+                    registry.beat(session, self.id)
+                    owned = claims.beat(session, self.id, run_id)
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)
                 continue
@@ -194,7 +200,7 @@ class Worker:
         period = max(self.settings.heartbeat_interval_s, self.settings.stale_after_s / 4)
         while not self._threads_stop.wait(period):
             try:
-                runs.reap(self.engine, self.storage, self.settings.stale_after_s)
+                reaper.reap(self.engine, self.storage, self.settings.stale_after_s)
             except Exception as error:
                 log.warning("reaper failed: %s", error)
 
@@ -202,7 +208,7 @@ class Worker:
 
     def _candidates(self) -> list[StudyInfo]:
         with session_scope(self.engine) as session:
-            return [StudyInfo.from_record(r) for r in runs.running(session, self.options.study)]
+            return [StudyInfo.from_record(r) for r in claims.running(session, self.options.study)]
 
     def _work_once(self) -> bool:
         """Claim and run one trial; False if no study has budget. The study of the previous
@@ -225,14 +231,14 @@ class Worker:
         self._run_claimed(info, claimed)
         return True
 
-    def _claim(self, info: StudyInfo) -> runs.Claim | None:
+    def _claim(self, info: StudyInfo) -> claims.Claim | None:
         """Close the previous trial's run and claim the next in one transaction: one write lock
         per trial instead of two (on SQLite all workers queue for the same one)."""
         with session_scope(self.engine) as session:
             self._finish_pending(session)
-            claimed = runs.claim_unit(session, info.id, self.id, info.spec)
+            claimed = claims.claim_unit(session, info.id, self.id, info.spec)
             if claimed is None:
-                runs.maybe_complete(session, info.id)
+                claims.maybe_complete(session, info.id)
                 if not self.state.idle:
                     self._show_idle(session)
         self.state.pending = None  # only once committed: a retried claim closes it again
@@ -250,14 +256,14 @@ class Worker:
 
     def _finish_pending(self, session: Any) -> None:
         if self.state.pending is not None:
-            runs.finish(session, self.state.pending.run_id, self.id, *self.state.pending.outcome)
+            claims.finish(session, self.state.pending.run_id, self.id, *self.state.pending.outcome)
 
     def _show_idle(self, session: Any) -> None:
-        workers.set_current(session, self.id, None, None, None, self.state.trials_done)
+        registry.set_current(session, self.id, None, None, None, self.state.trials_done)
 
     def _served_done(self) -> bool:
         with session_scope(self.engine) as session:
-            return runs.nothing_left(session, self.options.study)
+            return claims.nothing_left(session, self.options.study)
 
     def _study(self, info: StudyInfo, ordinal: int) -> optuna.Study:
         if info.id not in self._studies:
@@ -265,7 +271,7 @@ class Worker:
             self._studies[info.id] = retry(lambda: load_optuna_study(self.storage, seeded))
         return self._studies[info.id]
 
-    def _run_claimed(self, info: StudyInfo, claimed: runs.Claim) -> None:
+    def _run_claimed(self, info: StudyInfo, claimed: claims.Claim) -> None:
         run_id = claimed.run_id
         self.state.run_id = run_id
         try:
@@ -273,7 +279,7 @@ class Worker:
             trial = ask(study)  # never retried whole: see outcomes.ask
             retries = int(trial.user_attrs.get("hpo_retries", 0))
             retry(lambda: self._attach(info, run_id, trial, retries))
-            status, reason = self._teller.run(info.spec, study, trial)
+            status, reason = self._teller.train_and_tell(info.spec, study, trial)
             if status in ("complete", "pruned", "failed"):
                 self.state.trials_done += 1
             if status is not None:  # None: the reaper took the run and closes it
@@ -283,8 +289,8 @@ class Worker:
 
     def _attach(self, info: StudyInfo, run_id: int, trial: optuna.Trial, retries: int) -> None:
         with session_scope(self.engine) as session:
-            runs.attach(session, run_id, trial, retries, worker_id=self.id)
-            workers.set_current(
+            claims.attach(session, run_id, trial, retries, worker_id=self.id)
+            registry.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
         self.state.idle = False
@@ -294,4 +300,4 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     """Entry point of one worker process."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return Worker(settings, options).run()
+    return Worker(settings, options).serve()
