@@ -64,9 +64,9 @@ def test_unset_entries_take_first_choice_or_range_midpoint() -> None:
 
 
 def test_example_specs_are_valid() -> None:
-    names = {p.stem for p in (REPO / "studies").glob("*.yaml")}
+    names = {p.stem for p in (REPO / "example-specs").glob("*.yaml")}
     assert {"sst2", "sms_spam", "digits", "co2"} <= names
-    for path in (REPO / "studies").glob("*.yaml"):
+    for path in (REPO / "example-specs").glob("*.yaml"):
         spec = load_spec(path)
         assert spec.budget.n_trials >= 1
 

@@ -28,7 +28,7 @@ def messages(data: Any) -> list[str]:
     return caught.value.messages
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")))
+@pytest.mark.parametrize("path", sorted((REPO / "example-specs").glob("*.yaml")))
 def test_example_specs_load(path: Path) -> None:
     spec = load_spec(path)
     assert spec.name

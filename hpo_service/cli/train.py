@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hpo_service.cli.common import CliError, fail
 from hpo_service.cli.common import settings as load_settings
+from hpo_service.jsonsafe import finite_json
 from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError, format_errors, load_spec
 
 err = Console(stderr=True)
@@ -83,17 +84,6 @@ def _validate(params: dict[str, Any]) -> None:
         raise CliError("; ".join(f"--param {line}" for line in format_errors(error))) from None
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become null (strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _progress(max_epochs: int, metric: str) -> Any:
     def on_epoch(epoch: Any) -> bool:
         value = epoch.metrics.get(metric, epoch.val_loss)
@@ -150,7 +140,7 @@ def run_train(
     payload.update(_result_fields(result))
     payload["seconds"] = time.perf_counter() - started
     payload["artifact_dir"] = str(saved) if saved else None
-    return _clean(payload)
+    return finite_json(payload)
 
 
 def _result_fields(result: Any) -> dict[str, Any]:
@@ -295,7 +285,7 @@ def predict_command(
         "predictions": predictions,
     }
     if as_json:
-        typer.echo(json.dumps(_clean(payload)))
+        typer.echo(json.dumps(finite_json(payload)))
         return
     Console().print(
         _predictions_table(f"{study}: trial {number}", predictor.kind, inputs, predictions)

@@ -17,6 +17,7 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
+from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec
@@ -58,10 +59,6 @@ def _curves(result: TrainResult) -> dict[str, list[float]]:
     }
 
 
-def _finite(values: dict[str, float]) -> dict[str, float | None]:
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
-
-
 def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | None) -> None:
     attrs: dict[str, Any] = {
         "curves": _curves(result),
@@ -70,11 +67,11 @@ def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | 
         "n_params": result.n_params,
     }
     if result.best is not None:
-        attrs["best_metrics"] = _finite(result.best.metrics)
+        attrs["best_metrics"] = finite_json(result.best.metrics)
     if result.final is not None:
-        attrs["final_metrics"] = _finite(result.final.metrics)
+        attrs["final_metrics"] = finite_json(result.final.metrics)
     if result.test_metrics:
-        attrs["test_metrics"] = _finite(result.test_metrics)
+        attrs["test_metrics"] = finite_json(result.test_metrics)
     if artifact_dir is not None:
         attrs["artifact_dir"] = str(artifact_dir)
     if result.reason_detail:

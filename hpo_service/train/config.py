@@ -39,9 +39,14 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **extra: Any) -> TrainConfig:
-        """Build from a flat mapping, ignoring keys that are not fields."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in {**params, **extra}.items() if k in names})
+        """Build from a trial's parameters plus run settings. A key that is not a field is an
+        error, never dropped: a search-space entry the trainer ignored would be sampled, stored
+        and compared as if it mattered."""
+        values = {**params, **extra}
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"the trainer has no hyperparameter {', '.join(unknown)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
