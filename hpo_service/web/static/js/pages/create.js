@@ -5,8 +5,7 @@
 
 import { api, itemsOf } from "../api.js";
 import { fill, h, studyHref } from "../util.js";
-import { startWorkers } from "./study.js";
-import { deviceSelect } from "./workers.js";
+import { deviceSelect, startWorkers } from "../workers-control.js";
 
 const BUILTIN = {
   sunspots: "forecasting",

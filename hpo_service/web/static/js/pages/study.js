@@ -10,18 +10,13 @@ import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial } from "../api.j
 import { PAGE_SIZE, TrialTable } from "../trials.js";
 import { KIND_LABELS, PLOT_KINDS, drawFigure, loadPlotly, purge, showPlot } from "../plots.js";
 import { badge, fill, fmtDuration, fmtNumber, fmtParam, h, progressBar } from "../util.js";
-import { deviceSelect } from "./workers.js";
+import { deviceSelect, startWorkers } from "../workers-control.js";
 
 const POLL_MS = 2000;
 const PLOT_REFRESH_MS = 10000;
 
 function studyPath(name) {
   return `/api/studies/${encodeURIComponent(name)}`;
-}
-
-/** Start local worker processes (the API starts a created or paused study first). */
-export async function startWorkers(name, processes, device) {
-  return api(`${studyPath(name)}/workers`, { method: "POST", body: { processes, device } });
 }
 
 /** Names of the parameters the spec searches over (lists of 2+ choices, or ranges). */

@@ -3,7 +3,7 @@
 
 import { api, itemsOf, normStudy } from "../api.js";
 import { badge, fill, fmtAgo, fmtTime, h, studyHref } from "../util.js";
-import { startWorkers } from "./study.js";
+import { deviceSelect, startWorkers } from "../workers-control.js";
 
 export async function render(root, _args, scope) {
   const body = h("tbody");
@@ -62,9 +62,4 @@ export async function render(root, _args, scope) {
   fill(studySelect, studies.map((s) => h("option", { value: s.name }, `${s.name} (${s.state})`)));
   await load();
   scope.every(3000, load);
-}
-
-export function deviceSelect(value = "cpu") {
-  return h("select", { name: "device", "aria-label": "Device" },
-    ["cpu", "auto", "cuda"].map((d) => h("option", { value: d, selected: d === value }, d)));
 }
