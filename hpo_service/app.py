@@ -18,11 +18,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from hpo_service import __version__
-from hpo_service.api import best, datasets, ops, plots, studies, trials, workers
 from hpo_service.api.deps import require_token
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
+from hpo_service.api.routes import best, datasets, ops, plots, studies, trials, workers
 from hpo_service.config import Settings, get_settings
 from hpo_service.scheduling.housekeeping import Housekeeper
 from hpo_service.scheduling.supervisor import Supervisor
