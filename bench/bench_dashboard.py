@@ -75,7 +75,7 @@ def main() -> None:
 
     from fastapi.testclient import TestClient
 
-    from hpo_service.app import create_app
+    from hpo_service.api.app import create_app
     from hpo_service.config import Settings
     from hpo_service.store.db import get_engine, migrate
     from hpo_service.store.studies import StudyNotFound, get_study

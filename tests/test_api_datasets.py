@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from tests.conftest import tiny_spec
 from tests.test_datasets import series_csv

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.scheduling.supervisor import Supervisor
 from hpo_service.store.db import dispose_engines, migrate
 from tests.conftest import make_settings, tiny_spec

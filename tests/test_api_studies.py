@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from tests.conftest import tiny_spec
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from optuna.trial import TrialState
 
 from hpo_service.api import trial_queries as q
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import TrialRun, WorkerRecord

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright for Python.
 
-One real app (``hpo_service.app.create_app``) runs under uvicorn on 127.0.0.1 and a free port,
+One real app (``hpo_service.api.app.create_app``) runs under uvicorn on 127.0.0.1 and a free port,
 against an SQLite file, with the API token set; local workers started through the API train tiny
 sunspots models (hidden 8, 2 epochs) so trials appear while the page watches. Screenshots of the
 main pages go to ``test-output/`` (git-ignored); with ``HPO_UPDATE_SCREENSHOTS=1`` the ones the
@@ -65,7 +65,7 @@ pytestmark = [
 # plotly.js route, until create_app includes hpo_service.web.routes.router: test_web checks that).
 LAUNCH = """
 import sys, uvicorn
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from hpo_service.web.routes import mount_dashboard
 app = create_app(Settings())

@@ -138,7 +138,7 @@ def test_mount_dashboard_keeps_existing_routes() -> None:
 
 def test_api_app_serves_the_dashboard(tmp_path: Path) -> None:
     """The real app (``create_app``) serves the page, its modules and plotly.js."""
-    from hpo_service.app import create_app
+    from hpo_service.api.app import create_app
     from hpo_service.store.db import dispose_engines, migrate
     from tests.conftest import make_settings
 

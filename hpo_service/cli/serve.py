@@ -19,7 +19,7 @@ def serve(
     """Serve the API. Set HPO_API_TOKEN before binding to anything but localhost."""
     import uvicorn
 
-    from hpo_service.app import create_app
+    from hpo_service.api.app import create_app
     from hpo_service.store.db import check_schema
 
     cfg = settings()

@@ -1,1 +1,1 @@
-"""One router per resource; :func:`hpo_service.app.create_app` includes them all."""
+"""One router per resource; :func:`hpo_service.api.app.create_app` includes them all."""

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from hpo_service.api import deps
-from hpo_service.app import create_app
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings, get_settings
 from hpo_service.scheduling import claims
 from hpo_service.store.db import get_engine, session_scope
@@ -37,7 +37,7 @@ def api(migrated: Settings) -> Iterator[TestClient]:
 
 def test_importing_the_app_builds_nothing(tmp_path: Path) -> None:
     code = (
-        "import hpo_service.app, hpo_service.store.db as d, hpo_service.config as c\n"
+        "import hpo_service.api.app, hpo_service.store.db as d, hpo_service.config as c\n"
         "assert not d._engines and not d._storages, 'engine built at import'\n"
         "assert c.get_settings.cache_info().currsize == 0, 'settings read at import'\n"
         "import sys; assert 'torch' not in sys.modules, 'torch loaded before /predict'\n"
