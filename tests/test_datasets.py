@@ -27,9 +27,7 @@ def cfg(migrated: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def offline(tmp_path: Path) -> Settings:
     """For checks that fail before the database is touched (it is never created)."""
-    return make_settings(
-        f"sqlite:///{tmp_path / 'never.db'}", tmp_path, upload_dir=tmp_path / "up"
-    )
+    return make_settings(f"sqlite:///{tmp_path / 'never.db'}", tmp_path, upload_dir=tmp_path / "up")
 
 
 LIMITS = UploadLimits(max_bytes=1 << 20, max_columns=10, max_rows=100)
