@@ -30,7 +30,17 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL shared by the API and every worker (SQLite: one machine only).",
     )
     data_dir: Path | None = Field(
-        default=None, description="Folder with file datasets (sst2/, sms_spam/) and uploaded CSVs."
+        default=None,
+        description="Read-only folder with file datasets (sst2/, sms_spam/, CSVs); never written.",
+    )
+    upload_dir: Path = Field(
+        default=Path("./.hpo-state/uploads"),
+        description="Where uploaded CSVs are written (shared by the API and every worker).",
+    )
+    allow_local_paths: bool = Field(
+        default=False,
+        description="Let `hpo train` read any local CSV (absolute, ~, relative to the current "
+        "directory). The API and workers never honour it.",
     )
     artifact_dir: Path = Field(
         default=Path("./artifacts"), description="Per-trial weights, preprocessing state, config."
@@ -54,6 +64,12 @@ class Settings(BaseSettings):
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="Idle worker poll period.")
     max_upload_mb: float = Field(default=50.0, gt=0, description="Dataset upload size limit.")
+    max_upload_columns: int = Field(
+        default=1000, ge=1, description="Most columns an uploaded CSV may have."
+    )
+    max_upload_rows: int = Field(
+        default=1_000_000, ge=1, description="Most data rows an uploaded CSV may have."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("device")

@@ -104,6 +104,7 @@ def make_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
         "artifact_dir": tmp_path / "artifacts",
         "cache_dir": tmp_path / "cache",
         "data_dir": shared_datasets_dir(),
+        "upload_dir": tmp_path / "uploads",
         "device": "cpu",
         **overrides,
     }
@@ -130,6 +131,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         HPO_DATABASE_URL=settings.database_url,
         HPO_ARTIFACT_DIR=str(settings.artifact_dir),
         HPO_CACHE_DIR=str(settings.cache_dir),
+        HPO_UPLOAD_DIR=str(settings.upload_dir),
         HPO_DEVICE="cpu",
         PYTHONUNBUFFERED="1",
     )

@@ -12,7 +12,7 @@ import torch
 from hpo_service.data import DatasetError, PreparedData, load_dataset
 from hpo_service.data import cache as data_cache
 from hpo_service.data.classify import clean_texts
-from hpo_service.data.sources import read_tsv
+from hpo_service.data.sources import DataRoots, read_tsv
 from hpo_service.spec import TaskSpec
 
 
@@ -88,10 +88,13 @@ def test_digits_are_eight_steps_of_eight_features() -> None:
     assert abs(float(data.train.x.mean())) < 0.05  # standardised with train statistics
 
 
-def test_missing_file_names_the_path_and_the_setting(tmp_path: Path) -> None:
+def test_missing_file_names_the_file_and_the_setting_but_not_the_server_path(
+    tmp_path: Path,
+) -> None:
     with pytest.raises(DatasetError) as error:
         load_dataset(text_task("sst2"), tmp_path)
-    assert str(tmp_path / "sst2" / "train.tsv") in str(error.value)
+    assert "sst2/train.tsv not found in the data directory" in str(error.value)
+    assert str(tmp_path) not in str(error.value)
     assert "HPO_DATA_DIR" in str(error.value) and "--data-dir" in str(error.value)
     with pytest.raises(DatasetError, match="HPO_DATA_DIR"):
         load_dataset(text_task("sms_spam"), None)
@@ -110,15 +113,22 @@ def test_text_csv_with_named_columns_and_upload(data_dir: Path, tmp_path: Path) 
         clean_texts(frame.iloc[:1500].rename(columns={"message": "text", "kind": "label"}))
     )
     assert sum(len(s) for s in (data.train, data.val, data.test)) == expected
+    with pytest.raises(DatasetError) as private:  # a data-directory file's header stays private
+        load_dataset(text_task("sms.csv"), tmp_path)
+    assert "no column 'text'" in str(private.value) and "message" not in str(private.value)
+    roots = DataRoots(data_dir=data_dir, upload_dir=tmp_path / "uploads")
     (tmp_path / "uploads").mkdir()
-    (tmp_path / "sms.csv").rename(tmp_path / "uploads" / "abc123.csv")
+    (tmp_path / "sms.csv").rename(tmp_path / "uploads" / "0123456789abcdef.csv")
     assert load_dataset(
-        text_task("upload:abc123", text_column="message", label_column="kind"), tmp_path
+        text_task("upload:0123456789abcdef", text_column="message", label_column="kind"), roots
     ).label_names == ["ham", "spam"]
-    with pytest.raises(DatasetError, match="'text'"):
-        load_dataset(text_task("upload:abc123"), tmp_path)
-    with pytest.raises(DatasetError, match=r"uploads/nope\.csv"):
-        load_dataset(text_task("upload:nope"), tmp_path)
+    with pytest.raises(DatasetError) as missing:  # an upload's own header is shown
+        load_dataset(text_task("upload:0123456789abcdef"), roots)
+    assert "no column 'text' (columns: kind, message)" in str(missing.value)
+    with pytest.raises(DatasetError, match="is not in the upload directory"):
+        load_dataset(text_task("upload:fedcba9876543210"), roots)
+    with pytest.raises(DatasetError, match="is not an upload id"):
+        load_dataset(text_task("upload:nope"), roots)
 
 
 def test_forecasting_csv_sorted_by_time_column(tmp_path: Path) -> None:
@@ -128,17 +138,21 @@ def test_forecasting_csv_sorted_by_time_column(tmp_path: Path) -> None:
     frame.iloc[5, 1] = np.nan
     frame.to_csv(tmp_path / "spots.csv", index=False)
     task = TaskSpec(
-        dataset=str(tmp_path / "spots.csv"),
-        kind="forecasting",
-        value_column="SUNACTIVITY",
-        time_column="YEAR",
+        dataset="spots.csv", kind="forecasting", value_column="SUNACTIVITY", time_column="YEAR"
     )
-    from_csv = load_dataset(task, None)
+    from_csv = load_dataset(task, tmp_path)
     builtin = load_dataset(TaskSpec(dataset="sunspots", kind="forecasting"), None)
     assert len(from_csv.train) == len(builtin.train)
     assert torch.isfinite(from_csv.train.x).all()
-    with pytest.raises(DatasetError, match="'value'"):
-        load_dataset(TaskSpec(dataset=str(tmp_path / "spots.csv"), kind="forecasting"), None)
+    with pytest.raises(DatasetError, match="'value'") as missing:
+        load_dataset(TaskSpec(dataset="spots.csv", kind="forecasting"), tmp_path)
+    assert "SUNACTIVITY" not in str(missing.value)  # a data-directory file's header stays private
+    # An absolute path only with the local opt-in (hpo train on one's own machine).
+    absolute = task.model_copy(update={"dataset": str(tmp_path / "spots.csv")})
+    local = load_dataset(absolute, DataRoots(allow_local_paths=True))
+    assert torch.equal(local.train.x, from_csv.train.x)
+    with pytest.raises(DatasetError, match="is an absolute path"):
+        load_dataset(absolute, tmp_path)
 
 
 def test_sequence_csv_uses_label_and_numeric_columns(tmp_path: Path) -> None:

@@ -114,6 +114,7 @@ def run_train(
 ) -> dict[str, Any]:
     """Resolve, load, fit, optionally save; the JSON payload of ``hpo train``."""
     from hpo_service.data import load_dataset
+    from hpo_service.data.sources import DataRoots
     from hpo_service.train import TrainConfig, fit, save_artifacts
 
     spec = load_spec(file)
@@ -130,8 +131,9 @@ def run_train(
         direction=spec.task.directions[0],
     )
     started = time.perf_counter()
+    roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
     with err.status("loading dataset"):
-        data = load_dataset(spec.task, data_dir or settings.data_dir, settings.cache_dir)
+        data = load_dataset(spec.task, roots, settings.cache_dir)
     sizes = f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test"
     err.print(f"{spec.task.dataset}: {sizes}", highlight=False)
     result = fit(config, data, on_epoch=_progress(config.max_epochs, config.metric))

@@ -9,21 +9,24 @@ import pandas as pd
 from hpo_service.data import classify, series, sources
 from hpo_service.data.cache import cache_key, cached
 from hpo_service.data.prepared import PreparedData
-from hpo_service.spec import TaskSpec
+from hpo_service.data.sources import DataRoots
+from hpo_service.spec import UPLOAD_PREFIX, TaskSpec
 
 #: TaskSpec fields that do not change preprocessing (kept out of the cache key).
 _NOT_PREPROCESSING = {"metric", "direction"}
 
 
 def load_dataset(
-    task: TaskSpec, data_dir: Path | None, cache_dir: Path | None = None
+    task: TaskSpec, roots: DataRoots | Path | None, cache_dir: Path | None = None
 ) -> PreparedData:
     """Preprocessed train/val/test tensors for ``task``, from the cache when possible.
 
-    Raises :class:`~hpo_service.data.DatasetError` for a missing file (naming the path looked
-    at and ``HPO_DATA_DIR``), an unreadable CSV or a missing column.
+    ``roots`` says where files may be read (a bare path is a data directory with strict rules,
+    see :class:`DataRoots`). Raises :class:`~hpo_service.data.DatasetError` for a dataset outside
+    the roots or missing (naming ``task.dataset``, never a server path), an unreadable CSV or a
+    missing column.
     """
-    files = sources.source_files(task, data_dir)
+    files = sources.source_files(task, roots)
     parts = {
         "task": task.model_dump(mode="json", exclude=_NOT_PREPROCESSING),
         "files": sources.fingerprint(files) if files else sources.package_versions(),
@@ -49,14 +52,17 @@ def _build(task: TaskSpec, files: list[Path]) -> PreparedData:
 
 
 def _build_csv(task: TaskSpec, path: Path) -> PreparedData:
+    def read(columns: list[str]) -> pd.DataFrame:
+        upload = task.dataset.startswith(UPLOAD_PREFIX)
+        return sources.read_csv(path, columns, dataset=task.dataset, upload=upload)
+
     if task.kind == "forecasting":
-        columns = [task.value_column] + ([task.time_column] if task.time_column else [])
-        frame = sources.read_csv(path, columns)
+        frame = read([task.value_column] + ([task.time_column] if task.time_column else []))
         return series.prepare_series(series.read_series_csv(frame, task), task)
     if task.kind == "text_classification":
-        frame = sources.read_csv(path, [task.text_column, task.label_column])
+        frame = read([task.text_column, task.label_column])
         frame = frame.rename(columns={task.text_column: "text", task.label_column: "label"})
         return classify.prepare_text(frame[["text", "label"]], None, task)
-    frame = sources.read_csv(path, [task.label_column, *(task.feature_columns or [])])
+    frame = read([task.label_column, *(task.feature_columns or [])])
     x, labels = classify.read_sequence_csv(frame, task)
     return classify.prepare_sequences(x, labels, task)

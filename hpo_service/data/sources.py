@@ -1,68 +1,185 @@
-"""Finding and reading raw data: built-in datasets, files in the data directory and user CSVs.
+"""Finding and reading raw data: built-in datasets, files in the data directory and uploads.
 
-Readers return plain pandas/numpy values; cleaning, splitting and encoding happen elsewhere. Errors
-name the exact path looked at, because "file not found" is the most common first-run problem.
+Every file a spec names is confined to the service's data roots (:class:`DataRoots`): a relative
+path inside the read-only data directory, or ``upload:<id>`` in the upload directory. Confinement
+is checked here, in the readers, and not only when a spec is validated, so a spec stored before a
+validation rule existed, or a direct call, cannot read elsewhere either. Errors quote the spec's
+value and say how to fix it; they never print a resolved server path, because they reach API
+clients (a trial's ``fail_reason``). Readers return plain pandas/numpy values; cleaning,
+splitting and encoding happen elsewhere.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from hpo_service.data.prepared import DatasetError
 from hpo_service.spec import UPLOAD_PREFIX, TaskSpec
+from hpo_service.store.upload_limits import UPLOAD_ID, short_names
+
+if TYPE_CHECKING:
+    from hpo_service.config import Settings
 
 HINT = "set HPO_DATA_DIR (or pass --data-dir) to the folder that holds it"
 FILE_DATASETS = {
     "sst2": ("sst2/train.tsv", "sst2/dev.tsv"),
     "sms_spam": ("sms_spam/SMSSpamCollection",),
 }
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_RELATIVE = (
+    "name the file relative to the data directory (HPO_DATA_DIR); on your own machine "
+    "`hpo train` reads any local file with HPO_ALLOW_LOCAL_PATHS=true"
+)
 
 
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise DatasetError(f"dataset file not found: {path} ({HINT})")
+@dataclass(frozen=True)
+class DataRoots:
+    """Where datasets may be read from: ``data_dir`` (read-only file datasets), ``upload_dir``
+    (uploads, by id only) and, for a local ``hpo train`` only, any local path."""
+
+    data_dir: Path | None = None
+    upload_dir: Path | None = None
+    allow_local_paths: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, local_cli: bool = False, data_dir: Path | None = None
+    ) -> DataRoots:
+        """The roots of a process. ``allow_local_paths`` counts only for ``local_cli`` callers:
+        a worker runs specs from a shared database that API clients write to. ``data_dir``
+        (``hpo train --data-dir``) replaces the configured data directory."""
+        return cls(
+            data_dir=data_dir or settings.data_dir,
+            upload_dir=settings.upload_dir,
+            allow_local_paths=local_cli and settings.allow_local_paths,
+        )
+
+    @classmethod
+    def coerce(cls, value: DataRoots | Path | str | None) -> DataRoots:
+        """A bare data directory (or None) means strict roots with no upload directory."""
+        if isinstance(value, DataRoots):
+            return value
+        return cls(data_dir=Path(value) if value is not None else None)
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that answers False for any OS error (a name too long, no permission)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _require(path: Path, what: str) -> Path:
+    if not _is_file(path):
+        raise DatasetError(f"{what} not found in the data directory ({HINT})")
     return path
 
 
 def data_file(data_dir: Path | None, relative: str) -> Path:
-    """A file under the data directory, or a DatasetError saying where it was looked for."""
+    """A built-in dataset's file under the data directory (a fixed name: never user input)."""
     if data_dir is None:
         raise DatasetError(f"dataset file {relative} needs a data directory: {HINT}")
-    return _require(Path(data_dir) / relative)
+    return _require(Path(data_dir) / relative, f"dataset file {relative}")
 
 
-def resolve_csv(dataset: str, data_dir: Path | None) -> Path:
-    """``upload:<id>`` -> ``<data_dir>/uploads/<id>.csv``; relative paths: data_dir, then CWD."""
+def _refuse(dataset: str, problem: str) -> DatasetError:
+    """The refusal quotes the spec's value (cut short), never the path it resolved to."""
+    quoted = repr(dataset) if len(dataset) <= 120 else repr(dataset[:117] + "...")
+    return DatasetError(f"task.dataset: {quoted} {problem}")
+
+
+def _upload_file(dataset: str, roots: DataRoots) -> Path:
+    """``upload:<id>`` -> ``<upload_dir>/<id>.csv``, for a well-formed id only."""
+    upload_id = dataset[len(UPLOAD_PREFIX) :]
+    if not UPLOAD_ID.fullmatch(upload_id):
+        raise _refuse(dataset, "is not an upload id (16 hex digits; see GET /api/datasets)")
+    if roots.upload_dir is None:
+        raise _refuse(dataset, "needs the upload directory: set HPO_UPLOAD_DIR")
+    folder = Path(roots.upload_dir).resolve()
+    path = (folder / f"{upload_id}.csv").resolve()
+    if not path.is_relative_to(folder) or not _is_file(path):
+        raise _refuse(dataset, "is not in the upload directory; upload the file again")
+    return path
+
+
+def _local_file(dataset: str) -> Path:
+    """``allow_local_paths``: any local file, ``~`` expanded, relative to the current directory."""
+    try:
+        path = Path(dataset).expanduser()
+    except RuntimeError:  # ~user that does not exist
+        raise _refuse(dataset, "names an unknown home directory") from None
+    if not _is_file(path):
+        raise _refuse(dataset, "not found (relative paths start at the current directory)")
+    return path
+
+
+def _confined_problem(dataset: str) -> str | None:
+    """Why ``dataset`` cannot name a file inside the data directory, judged on the text alone."""
+    if "\x00" in dataset:
+        return "contains a NUL character"
+    if _URL.match(dataset):
+        return "is a URL; only files are read: upload it (POST /api/datasets) instead"
+    if dataset.startswith("~"):
+        return f"starts with '~'; {_RELATIVE}"
+    if Path(dataset).is_absolute():
+        return f"is an absolute path; {_RELATIVE}"
+    if ".." in Path(dataset).parts:
+        return f"contains '..'; {_RELATIVE}"
+    if not dataset.lower().endswith(".csv"):
+        return "is not a .csv file"
+    return None
+
+
+def _data_dir_file(dataset: str, data_dir: Path | None) -> Path:
+    """A relative path that, symlinks followed, stays inside the data directory."""
+    problem = _confined_problem(dataset)
+    if problem is not None:
+        raise _refuse(dataset, problem)
+    if data_dir is None:
+        raise _refuse(dataset, f"is read from the data directory, and none is set: {HINT}")
+    root = Path(data_dir).resolve()
+    path = (root / dataset).resolve()
+    if not path.is_relative_to(root):
+        raise _refuse(dataset, "leads outside the data directory (a symbolic link?); not read")
+    if not _is_file(path):
+        raise _refuse(dataset, "not found in the data directory (HPO_DATA_DIR); put it there")
+    return path
+
+
+def resolve_csv(dataset: str, roots: DataRoots) -> Path:
+    """The file a user CSV dataset names, confined to ``roots``; a DatasetError otherwise."""
     if dataset.startswith(UPLOAD_PREFIX):
-        return data_file(data_dir, f"uploads/{dataset[len(UPLOAD_PREFIX) :]}.csv")
-    path = Path(dataset).expanduser()
-    if path.is_absolute():
-        return _require(path)
-    candidates = ([Path(data_dir) / path] if data_dir is not None else []) + [Path.cwd() / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = " or ".join(str(c) for c in candidates)
-    raise DatasetError(f"dataset file not found: looked for {looked} ({HINT})")
+        return _upload_file(dataset, roots)
+    if roots.allow_local_paths and "\x00" not in dataset and not _URL.match(dataset):
+        return _local_file(dataset)
+    return _data_dir_file(dataset, roots.data_dir)
 
 
-def source_files(task: TaskSpec, data_dir: Path | None) -> list[Path]:
+def source_files(task: TaskSpec, roots: DataRoots | Path | None) -> list[Path]:
     """The files a dataset is read from (empty for package-bundled datasets)."""
+    roots = DataRoots.coerce(roots)
     if task.dataset in FILE_DATASETS:
-        return [data_file(data_dir, rel) for rel in FILE_DATASETS[task.dataset]]
+        return [data_file(roots.data_dir, rel) for rel in FILE_DATASETS[task.dataset]]
     if task.dataset in ("sunspots", "co2", "digits"):
         return []
-    return [resolve_csv(task.dataset, data_dir)]
+    return [resolve_csv(task.dataset, roots)]
 
 
 def fingerprint(files: list[Path]) -> list[str]:
     """Content hashes, so an edited or replaced file never reuses a stale cache entry."""
-    return [hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files]
+    try:
+        return [hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files]
+    except OSError as error:
+        raise DatasetError(f"a dataset file cannot be read ({error.strerror})") from None
 
 
 def read_tsv(path: Path, names: list[str] | None = None) -> pd.DataFrame:
@@ -80,16 +197,24 @@ def read_tsv(path: Path, names: list[str] | None = None) -> pd.DataFrame:
     )
 
 
-def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    """A user CSV; every column in ``columns`` must exist, and a missing one is named."""
+def read_csv(path: Path, columns: list[str], *, dataset: str, upload: bool = False) -> pd.DataFrame:
+    """A user CSV; every column in ``columns`` must exist, and a missing one is named.
+
+    Only an upload's own columns are listed in the error (its client saw that header already);
+    a data-directory file's header stays private, since the message reaches API clients.
+    """
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DatasetError(f"cannot read CSV {path}: {error}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise _refuse(dataset, f"is not a readable CSV: {str(error).strip()[:200]}") from None
+    except UnicodeDecodeError as error:
+        raise _refuse(dataset, f"is not UTF-8 text (offset {error.start})") from None
+    except OSError as error:
+        raise _refuse(dataset, f"cannot be read ({error.strerror})") from None
     for column in columns:
         if column not in frame.columns:
-            have = ", ".join(map(str, frame.columns))
-            raise DatasetError(f"CSV {path} has no column {column!r} (columns: {have})")
+            have = f" (columns: {short_names(frame.columns)})" if upload else ""
+            raise _refuse(dataset, f"has no column {column!r}{have}; fix the spec's column fields")
     return frame
 
 

@@ -17,6 +17,7 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
+from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.search import suggest_params
@@ -123,7 +124,8 @@ def run_trial(
     ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`."""
     params = retry(lambda: suggest_params(trial, spec.search_space))
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
-    data = load_dataset(spec.task, settings.data_dir, settings.cache_dir)
+    # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
+    data = load_dataset(spec.task, DataRoots.from_settings(settings), settings.cache_dir)
     result = fit(config, data, _pruning_callback(trial, spec), should_stop)
     artifact_dir = None
     finished = result.stop_reason in ("max_epochs", "early_stopping")

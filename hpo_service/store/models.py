@@ -149,7 +149,7 @@ class WorkerRecord(Base):
 
 
 class DatasetRecord(Base):
-    """An uploaded CSV, stored under ``HPO_DATA_DIR/uploads/<id>.csv`` (never a client path)."""
+    """An uploaded CSV, stored as ``HPO_UPLOAD_DIR/<id>.csv`` (never a client path)."""
 
     __tablename__ = "hpo_datasets"
 

@@ -1,11 +1,12 @@
 """Uploaded CSV datasets: validated once on upload, stored under a generated name.
 
-An upload is checked here (size, encoding, required columns, minimum rows, labels) so that a
-study naming it fails at once with a message about the file, not minutes later inside a worker.
-The file lands in ``<HPO_DATA_DIR>/uploads/<id>.csv`` with a server-generated id, never a
-client-supplied path, and a spec refers to it as ``task.dataset: "upload:<id>"`` (the data loader
-resolves that). The column mapping given on upload is remembered and fills the spec's column
-fields the spec leaves out.
+An upload is checked here (size, columns and rows while it is read, then encoding, required
+columns, minimum rows, labels) so that a study naming it fails at once with a message about the
+file, not minutes later inside a worker. The file lands in ``<HPO_UPLOAD_DIR>/<id>.csv`` with a
+server-generated id, never a client-supplied path, and a spec refers to it as ``task.dataset:
+"upload:<id>"`` (the data loader resolves that). ``HPO_DATA_DIR`` is never written: it may be a
+shared read-only folder. The column mapping given on upload is remembered and fills the spec's
+column fields the spec leaves out.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,14 @@ from hpo_service.config import Settings
 from hpo_service.spec import UPLOAD_PREFIX, Kind, SpecError
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import DatasetRecord, StudyRecord
+from hpo_service.store.upload_limits import (  # UploadError, read_limited: importable from here too
+    UPLOAD_ID,
+    UploadError,
+    UploadLimits,
+    check_shape,
+    read_limited,
+    short_names,
+)
 
 #: Fewest usable rows per kind: enough for train/validation/test splits and a forecast lookback.
 MIN_ROWS: dict[str, int] = {
@@ -39,15 +48,6 @@ MAPPING_DEFAULTS: dict[str, dict[str, Any]] = {
     "text_classification": {"text_column": "text", "label_column": "label"},
     "sequence_classification": {"label_column": "label", "feature_columns": None},
 }
-_CHUNK = 1 << 20
-
-
-class UploadError(ValueError):
-    """An upload or dataset request that cannot be served; ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class DatasetInfo(BaseModel):
@@ -83,20 +83,8 @@ class DatasetInfo(BaseModel):
 
 
 def uploads_dir(settings: Settings) -> Path:
-    if settings.data_dir is None:
-        raise UploadError("uploads need HPO_DATA_DIR to be set on the server", status=400)
-    return Path(settings.data_dir) / "uploads"
-
-
-def read_limited(stream: IO[bytes], limit_bytes: int) -> bytes:
-    """Read at most ``limit_bytes``; a larger stream is a 413 without reading all of it."""
-    buffer = bytearray()
-    while chunk := stream.read(_CHUNK):
-        buffer.extend(chunk)
-        if len(buffer) > limit_bytes:
-            mb = limit_bytes / (1 << 20)
-            raise UploadError(f"file: larger than the {mb:g} MB limit (HPO_MAX_UPLOAD_MB)", 413)
-    return bytes(buffer)
+    """Where uploads are written: ``HPO_UPLOAD_DIR``, never the read-only data directory."""
+    return Path(settings.upload_dir)
 
 
 def normalise_mapping(kind: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -129,8 +117,8 @@ def decode_csv(content: bytes) -> pd.DataFrame:
 
 def _column(frame: pd.DataFrame, field: str, name: str) -> pd.Series:
     if name not in frame.columns:
-        have = ", ".join(map(str, frame.columns))
-        raise UploadError(f"{field}: column {name!r} is not in the CSV (columns: {have})")
+        have = short_names(frame.columns)
+        raise UploadError(f"{field}: column {name!r:.60} is not in the CSV (columns: {have})")
     return frame[name]
 
 
@@ -192,19 +180,14 @@ def save_upload(
     settings: Settings, *, name: str, kind: Kind, content: bytes, mapping: dict[str, Any]
 ) -> DatasetInfo:
     """Validate and store an upload; returns its record. Nothing is kept if validation fails."""
-    folder = uploads_dir(settings)
-    limit = int(settings.max_upload_mb * (1 << 20))
-    if len(content) > limit:
-        raise UploadError(f"file: larger than the {settings.max_upload_mb:g} MB limit", 413)
+    limits = UploadLimits.from_settings(settings)
+    content = read_limited(io.BytesIO(content), limits)
     resolved = normalise_mapping(kind, mapping)
     frame = decode_csv(content)
+    check_shape(list(frame.columns), len(frame), limits)
     rows = validate_frame(frame, kind, resolved)
     dataset_id = secrets.token_hex(8)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{dataset_id}.csv"
-    partial = folder / f".{dataset_id}.partial"
-    partial.write_bytes(content.removeprefix(b"\xef\xbb\xbf"))
-    os.replace(partial, target)
+    target = _write(uploads_dir(settings), dataset_id, content.removeprefix(b"\xef\xbb\xbf"))
     record = DatasetRecord(
         id=dataset_id,
         name=name[:255] or f"{dataset_id}.csv",
@@ -220,6 +203,23 @@ def save_upload(
         target.unlink(missing_ok=True)
         raise
     return DatasetInfo.from_record(record)
+
+
+def _write(folder: Path, dataset_id: str, content: bytes) -> Path:
+    """Write under a temporary name, then rename: a reader never sees half a file."""
+    target = folder / f"{dataset_id}.csv"
+    partial = folder / f".{dataset_id}.partial"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(content)
+        os.replace(partial, target)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UploadError(  # the reason, not the server's path
+            f"the server cannot store uploads ({error.strerror}): HPO_UPLOAD_DIR", 503
+        ) from None
+    return target
 
 
 def list_uploads(
@@ -260,7 +260,7 @@ def delete_upload(settings: Settings, dataset_id: str) -> None:
         )
     with session_scope(engine) as session:
         session.execute(delete(DatasetRecord).where(DatasetRecord.id == dataset_id))
-    if settings.data_dir is not None:
+    if UPLOAD_ID.fullmatch(dataset_id):
         with contextlib.suppress(OSError):
             (uploads_dir(settings) / f"{dataset_id}.csv").unlink()
 
@@ -274,8 +274,11 @@ def apply_upload(engine: Engine, raw: Any) -> Any:
     dataset = task.get("dataset")
     if not (isinstance(dataset, str) and dataset.startswith(UPLOAD_PREFIX)):
         return raw
+    upload_id = dataset[len(UPLOAD_PREFIX) :]
+    if not UPLOAD_ID.fullmatch(upload_id):
+        raise SpecError([f"task.dataset: {dataset[:60]!r} is not an upload id (16 hex digits)"])
     try:
-        info = get_upload(engine, dataset[len(UPLOAD_PREFIX) :])
+        info = get_upload(engine, upload_id)
     except UploadError:
         raise SpecError(
             [f"task.dataset: no uploaded dataset {dataset!r} (see GET /api/datasets)"]

@@ -10,6 +10,7 @@ from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from hpo_service.api.deps import EngineDep, SettingsDep
 from hpo_service.api.schemas import DatasetOut, DatasetPage
 from hpo_service.spec import Kind
+from hpo_service.store.upload_limits import UploadLimits
 from hpo_service.store.uploads import (
     DatasetInfo,
     delete_upload,
@@ -17,7 +18,6 @@ from hpo_service.store.uploads import (
     list_uploads,
     read_limited,
     save_upload,
-    uploads_dir,
 )
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
@@ -33,7 +33,7 @@ def dataset_out(info: DatasetInfo) -> DatasetOut:
     "",
     status_code=HTTP_201_CREATED,
     response_model=DatasetOut,
-    summary="Upload a CSV dataset (validated, stored under HPO_DATA_DIR)",
+    summary="Upload a CSV dataset (validated, stored under HPO_UPLOAD_DIR)",
 )
 def upload(
     settings: SettingsDep,
@@ -49,10 +49,11 @@ def upload(
         str | None, Form(max_length=4000, description="Comma-separated numeric columns.")
     ] = None,
 ) -> DatasetOut:
-    """Checks the size, encoding, the columns the kind needs, a minimum row count and (for
-    classification) at least two classes. Use the answer's ``dataset`` as ``task.dataset``."""
-    uploads_dir(settings)
-    content = read_limited(file.file, int(settings.max_upload_mb * (1 << 20)))
+    """Checks the size, column and row counts (while reading: a sync route, so the counting and
+    pandas' parsing run in the thread pool, off the event loop), encoding, the columns the kind
+    needs, a minimum row count and (for classification) at least two classes. Use the answer's
+    ``dataset`` as ``task.dataset``."""
+    content = read_limited(file.file, UploadLimits.from_settings(settings))
     features = (
         [c.strip() for c in feature_columns.split(",") if c.strip()] if feature_columns else None
     )
