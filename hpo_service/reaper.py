@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Engine, Integer, String, select, text, update
 from hpo_service.db import session_scope
 from hpo_service.models import StudyRecord, TrialRun, utcnow
 from hpo_service.outcomes import fail_and_requeue
-from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.workers import db_now, mark_lost
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def release(session: Any, run_id: int, token: str, status: str, reason: str) -> 
 def _run_context(session: Any, run_id: int) -> tuple[int | None, str, StudySpec]:
     run = session.get(TrialRun, run_id)
     record = session.get(StudyRecord, run.study_id)
-    return run.optuna_trial_id, record.name, parse_spec(record.spec)
+    return run.optuna_trial_id, record.name, load_stored_spec(record.spec)
 
 
 def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float) -> str | None:
@@ -133,7 +133,7 @@ def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list
     outcomes = []
     for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
         reason = "orphaned: no worker holds this trial"
-        outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
+        outcome = fail_and_requeue(storage, study_name, trial_id, reason, load_stored_spec(spec))
         log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
         outcomes.append(outcome)
     return outcomes

@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select, update
 from hpo_service.models import StudyRecord, TrialRun, utcnow
 from hpo_service.reaper import IN_FLIGHT
 from hpo_service.reaper import reap as reap  # the public entry point stays runs.reap
-from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.workers import db_now
 
 
@@ -73,7 +73,7 @@ def claim(session: Any, study_id: int, worker_id: str, spec: StudySpec | None = 
         record = session.get(StudyRecord, study_id)
         if record is None:
             return None
-        spec = parse_spec(record.spec)
+        spec = load_stored_spec(record.spec)
     claimed = claim_unit(session, study_id, worker_id, spec)
     return None if claimed is None else claimed.run_id
 
@@ -162,7 +162,7 @@ def maybe_complete(session: Any, study_id: int) -> bool:
     record = session.get(StudyRecord, study_id)
     if record is None or record.state != "running":
         return False
-    spec = parse_spec(record.spec)
+    spec = load_stored_spec(record.spec)
     counts = status_counts(session, study_id)
     if any(counts.get(status, 0) for status in IN_FLIGHT):
         return False

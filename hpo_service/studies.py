@@ -23,7 +23,7 @@ from hpo_service.config import Settings
 from hpo_service.db import get_engine, get_storage, session_scope
 from hpo_service.models import StudyRecord, utcnow
 from hpo_service.search import build_pruner, build_sampler, grid_space
-from hpo_service.spec import StudySpec, parse_spec, spec_to_dict
+from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
 
 TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
@@ -73,7 +73,7 @@ class StudyInfo(BaseModel):
         return cls(
             id=record.id,
             name=record.name,
-            spec=parse_spec(record.spec),
+            spec=load_stored_spec(record.spec),
             state=record.state,
             n_trials=record.n_trials,
             created_at=record.created_at,

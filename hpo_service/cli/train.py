@@ -16,7 +16,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError, format_errors, load_spec
+from hpo_service.spec import (
+    FloatRange,
+    IntRange,
+    SearchSpace,
+    SpecError,
+    SpecLimits,
+    StudySpec,
+    format_errors,
+    load_spec,
+)
+from hpo_service.spec_limits import check_limits
 
 err = Console(stderr=True)
 
@@ -90,6 +100,14 @@ def _validate(params: dict[str, Any]) -> None:
         raise CliError("; ".join(f"--param {line}" for line in format_errors(error))) from None
 
 
+def _within_limits(spec: StudySpec, params: dict[str, Any], limits: SpecLimits) -> None:
+    """--param values may leave the spec's ranges: hold them to the same caps, size included."""
+    chosen = spec.model_copy(update={"search_space": SearchSpace.model_validate(params)})
+    problems = check_limits(chosen, limits)
+    if problems:
+        raise CliError("; ".join(p.replace("search_space.", "--param ", 1) for p in problems))
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe: non-finite floats become null (strict JSON has no NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -144,9 +162,11 @@ def run_train(
     from hpo_service.data import load_dataset
     from hpo_service.train import TrainConfig, fit, save_artifacts
 
-    spec = load_spec(file)
-    params = resolve_params(spec.search_space, overrides)
     settings = _settings()
+    limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
+    spec = load_spec(file, limits)
+    params = resolve_params(spec.search_space, overrides)
+    _within_limits(spec, params, limits)
     _check_device(device or settings.device)
     config = TrainConfig.from_params(
         params,
