@@ -40,8 +40,8 @@ class Settings(BaseSettings):
     )
     allow_local_paths: bool = Field(
         default=False,
-        description="Let `hpo train` read any local CSV (absolute, ~, relative to the current "
-        "directory). The API and workers never honour it.",
+        description="Let the CLI's local user name any local CSV in task.dataset (absolute, ~, "
+        "..). The API never honours it.",
     )
     artifact_dir: Path = Field(
         default=Path("./artifacts"), description="Per-trial weights, preprocessing state, config."
