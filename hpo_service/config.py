@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hpo_service.devices import check_device
+from hpo_service.spec_limits import (
+    DEFAULT_MAX_CHOICES,
+    DEFAULT_MAX_GRID_SIZE,
+    DEFAULT_MAX_MODEL_MB,
+    NUMERIC_CAPS,
+    SpecLimits,
+)
 
 DeviceName = str  # "cpu", "cuda", "cuda:N" or "auto"
 
@@ -71,6 +78,21 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1, description="Most data rows an uploaded CSV may have."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_model_mb: float = Field(
+        default=DEFAULT_MAX_MODEL_MB,
+        gt=0,
+        description="Most training memory a spec's largest configuration may need (estimate).",
+    )
+    max_choices: int = Field(
+        default=DEFAULT_MAX_CHOICES, ge=1, description="Most choices per search-space entry."
+    )
+    max_grid_size: int = Field(
+        default=DEFAULT_MAX_GRID_SIZE, ge=1, description="Most points of a grid search."
+    )
+    spec_caps: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        description="Overrides of the numeric spec caps, by field path (JSON object).",
+    )
 
     @field_validator("device")
     @classmethod
@@ -85,6 +107,25 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("spec_caps")
+    @classmethod
+    def _known_caps(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(NUMERIC_CAPS))
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; known: {', '.join(NUMERIC_CAPS)}")
+        return value
+
+    def spec_limits(self, allow_local_paths: bool = False) -> SpecLimits:
+        """The limits intake holds specs to. Local paths only where the caller says so: the
+        CLI passes ``allow_local_paths``; the API never does."""
+        return SpecLimits(
+            cap_overrides=tuple(sorted(self.spec_caps.items())),
+            max_choices=self.max_choices,
+            max_grid_size=self.max_grid_size,
+            max_model_mb=self.max_model_mb,
+            allow_local_paths=allow_local_paths,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,9 +5,13 @@ process (API, worker, CLI) rebuilds them from it (see :mod:`hpo_service.search`)
 and bad values are rejected by pydantic; :func:`format_errors` turns its errors into messages
 that start with the dotted path of the offending field.
 
-A search-space entry is one of three shapes, chosen by the raw value's shape:
-a scalar (fixed value), a list (categorical choices) or a mapping with ``low``/``high``
-(a range; ``log`` and ``step`` optional).
+Two ways in. :func:`parse_spec` (and the text and file readers built on it) is intake: after
+validation it applies :class:`~hpo_service.spec_limits.SpecLimits` (caps on sizes, the form of
+``task.dataset``), strict by default. :func:`load_stored_spec` re-reads a spec the database already
+holds and checks no limits, so lowering a limit never breaks a study that exists. Building the
+models directly (``TaskSpec(...)`` in Python) is trusted code and checks no limits either.
+
+The search-space entry types live in :mod:`hpo_service.spec_space` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,20 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
+
+from hpo_service.spec_limits import UPLOAD_PREFIX, SpecLimits, check_limits
+from hpo_service.spec_space import FloatRange, PositiveFloat, PositiveInt, SearchSpace, StrictModel
+from hpo_service.spec_space import IntRange as IntRange  # re-exported: callers import it here
 
 Kind = Literal["text_classification", "sequence_classification", "forecasting"]
 Direction = Literal["minimize", "maximize"]
-OptimizerName = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
-CellName = Literal["lstm", "gru"]
 
 #: Datasets that need no upload. Files for sst2/sms_spam are read from ``HPO_DATA_DIR``.
 BUILTIN_DATASETS: dict[str, Kind] = {
@@ -41,7 +39,6 @@ BUILTIN_DATASETS: dict[str, Kind] = {
     "sst2": "text_classification",
     "sms_spam": "text_classification",
 }
-UPLOAD_PREFIX = "upload:"
 
 _CLASSIFICATION_METRICS = {
     "accuracy": "maximize",
@@ -61,123 +58,6 @@ METRICS: dict[str, dict[str, str]] = {
     "forecasting": {**_FORECAST_METRICS, **_COMMON_METRICS},
 }
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FloatRange(StrictModel):
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FloatRange:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low}")
-        if self.log and self.step is not None:
-            raise ValueError("step cannot be combined with log")
-        return self
-
-
-class IntRange(StrictModel):
-    low: int
-    high: int
-    log: bool = False
-    step: int = Field(default=1, ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> IntRange:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low}")
-        if self.log and self.step != 1:
-            raise ValueError("step cannot be combined with log")
-        return self
-
-
-def _shape(value: Any) -> str:
-    if isinstance(value, dict | FloatRange | IntRange):
-        return "range"
-    if isinstance(value, list | tuple):
-        return "choices"
-    return "fixed"
-
-
-def _param(fixed: Any, rng: type[BaseModel] | None) -> Any:
-    """A search-space entry type: fixed value, non-empty list of choices, or a range."""
-    members: list[Any] = [
-        Annotated[fixed, Tag("fixed")],
-        Annotated[list[fixed], Field(min_length=1), Tag("choices")],
-    ]
-    if rng is not None:
-        members.append(Annotated[rng, Tag("range")])
-    union = members[0]
-    for member in members[1:]:
-        union = union | member
-    return Annotated[union, Discriminator(_shape)]
-
-
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
-Probability = Annotated[float, Field(ge=0, lt=1)]
-
-
-class SearchSpace(StrictModel):
-    """Each entry fixed, a list of choices, or a {low, high, log?, step?} range."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    learning_rate: _param(PositiveFloat, FloatRange) = FloatRange(low=1e-4, high=1e-1, log=True)  # type: ignore[valid-type]
-    batch_size: _param(PositiveInt, IntRange) = [32, 64, 128]  # type: ignore[valid-type]
-    hidden_units: _param(PositiveInt, IntRange) = IntRange(low=16, high=128)  # type: ignore[valid-type]
-    optimizer: _param(OptimizerName, None) = ["sgd", "momentum", "adam", "rmsprop"]  # type: ignore[valid-type]
-    num_layers: _param(PositiveInt, IntRange) = 1  # type: ignore[valid-type]
-    dropout: _param(Probability, FloatRange) = 0.0  # type: ignore[valid-type]
-    embedding_dim: _param(PositiveInt, IntRange) = 64  # type: ignore[valid-type]
-    weight_decay: _param(NonNegFloat, FloatRange) = 0.0  # type: ignore[valid-type]
-    grad_clip: _param(NonNegFloat, FloatRange) = 1.0  # type: ignore[valid-type]
-    cell: _param(CellName, None) = "lstm"  # type: ignore[valid-type]
-    bidirectional: _param(bool, None) = False  # type: ignore[valid-type]
-
-    @model_validator(mode="after")
-    def _ranges_within_bounds(self) -> SearchSpace:
-        bounds = {
-            "learning_rate": (0.0, None, False),
-            "batch_size": (1, None, True),
-            "hidden_units": (1, None, True),
-            "num_layers": (1, None, True),
-            "dropout": (0.0, 1.0, True),
-            "embedding_dim": (1, None, True),
-            "weight_decay": (0.0, None, True),
-            "grad_clip": (0.0, None, True),
-        }
-        for name, (low, high, low_inclusive) in bounds.items():
-            value = getattr(self, name)
-            if not isinstance(value, FloatRange | IntRange):
-                continue
-            too_low = value.low < low if low_inclusive else value.low <= low
-            if too_low:
-                raise ValueError(
-                    f"{name}: low ({value.low}) must be {'>=' if low_inclusive else '>'} {low}"
-                )
-            if high is not None and value.high >= high:
-                raise ValueError(f"{name}: high ({value.high}) must be < {high}")
-        return self
-
-    def fixed_values(self) -> dict[str, Any]:
-        """Entries that are not searched over."""
-        return {
-            name: value
-            for name, value in self
-            if not isinstance(value, list | FloatRange | IntRange)
-        }
 
 
 class TaskSpec(StrictModel):
@@ -245,12 +125,12 @@ class TaskSpec(StrictModel):
 
 
 class BudgetSpec(StrictModel):
-    n_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    n_trials: Annotated[int, Field(ge=1)] = 20
     timeout_s: PositiveFloat | None = None
-    max_epochs: Annotated[int, Field(ge=1, le=10_000)] = 10
+    max_epochs: Annotated[int, Field(ge=1)] = 10
     patience: PositiveInt | None = Field(default=None, description="Early-stopping patience.")
     count_failed: bool = Field(default=False, description="Whether FAIL trials use up budget.")
-    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_retries: Annotated[int, Field(ge=0)] = 2
 
 
 class SamplerSpec(StrictModel):
@@ -352,8 +232,7 @@ def format_errors(error: ValidationError) -> list[str]:
     return lines
 
 
-def parse_spec(data: Any) -> StudySpec:
-    """Validate an already-decoded mapping, raising :class:`SpecError` with field names."""
+def _validate(data: Any) -> StudySpec:
     if not isinstance(data, dict):
         raise SpecError([f"spec: expected a mapping at the top level, got {type(data).__name__}"])
     try:
@@ -362,23 +241,41 @@ def parse_spec(data: Any) -> StudySpec:
         raise SpecError(format_errors(error)) from None
 
 
-def parse_spec_text(text: str, fmt: Literal["yaml", "json"] = "yaml") -> StudySpec:
-    """Parse YAML (a superset of JSON) or strict JSON text into a spec."""
+def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:
+    """Validate an incoming, already-decoded mapping and hold it to ``limits`` (the default
+    limits when None), raising :class:`SpecError` with one field-named line per problem."""
+    spec = _validate(data)
+    problems = check_limits(spec, limits or SpecLimits())
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def load_stored_spec(data: Any) -> StudySpec:
+    """Re-read a spec the database holds. It passed intake when it was stored; limits are not
+    checked again, so a study keeps working after its limits were lowered."""
+    return _validate(data)
+
+
+def parse_spec_text(
+    text: str, fmt: Literal["yaml", "json"] = "yaml", limits: SpecLimits | None = None
+) -> StudySpec:
+    """Parse YAML (a superset of JSON) or strict JSON text into a spec (intake: see parse_spec)."""
     try:
         data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise SpecError([f"spec: not valid {fmt.upper()}: {error}"]) from None
-    return parse_spec(data)
+    return parse_spec(data, limits)
 
 
-def load_spec(path: str | Path) -> StudySpec:
-    """Load a spec file; ``.json`` is parsed as JSON, anything else as YAML."""
+def load_spec(path: str | Path, limits: SpecLimits | None = None) -> StudySpec:
+    """Load a spec file; ``.json`` is parsed as JSON, anything else as YAML (intake)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise SpecError([f"spec: cannot read {file}: {error.strerror}"]) from None
-    return parse_spec_text(text, "json" if file.suffix.lower() == ".json" else "yaml")
+    return parse_spec_text(text, "json" if file.suffix.lower() == ".json" else "yaml", limits)
 
 
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:

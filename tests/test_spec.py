@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from hpo_service.spec import FloatRange, SpecError, load_spec, parse_spec, parse_spec_text
+from hpo_service.spec import (
+    BUILTIN_DATASETS,
+    FloatRange,
+    SpecError,
+    SpecLimits,
+    load_spec,
+    parse_spec,
+    parse_spec_text,
+)
+from hpo_service.spec_limits import dataset_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,9 +39,14 @@ def messages(data: Any) -> list[str]:
 
 @pytest.mark.parametrize("path", sorted((REPO / "example-specs").glob("*.yaml")))
 def test_example_specs_load(path: Path) -> None:
-    spec = load_spec(path)
+    spec = load_spec(path, SpecLimits())  # the default limits, as the API applies them
     assert spec.name
     assert spec.budget.n_trials >= 1
+
+
+@pytest.mark.parametrize(("dataset", "kind"), sorted(BUILTIN_DATASETS.items()))
+def test_default_search_space_is_within_the_default_limits(dataset: str, kind: str) -> None:
+    assert parse_spec(base(task={"dataset": dataset, "kind": kind}), SpecLimits())
 
 
 def test_shapes_of_search_space_entries() -> None:
@@ -123,3 +137,33 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
         load_spec(tmp_path / "nope.yaml")
     with pytest.raises(SpecError, match="mapping"):
         parse_spec_text("- a list")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "refusal"),
+    [
+        ("/etc/passwd.csv", "absolute paths"),
+        ("../secret.csv", "'..' components"),
+        ("data/../../x.csv", "'..' components"),
+        ("~/x.csv", "'~'"),
+        ("file:///etc/x.csv", "URLs"),
+        ("http://example.com/x.csv", "URLs"),
+        ("C:/data/x.csv", "URLs and drive letters"),
+        ("data\\x.csv", "backslashes"),
+        ("x\x00.csv", "control characters"),
+        ("upload:../../x", "upload:<hex id>"),
+        ("upload:ABCDEF", "upload:<hex id>"),
+    ],
+)
+def test_dataset_forms_refused(dataset: str, refusal: str) -> None:
+    found = messages(base(task={"dataset": dataset, "kind": "forecasting"}))
+    assert len(found) == 1 and found[0].startswith("task.dataset: ") and refusal in found[0]
+
+
+def test_dataset_forms_accepted_and_the_local_opt_in() -> None:
+    for dataset in ("sunspots", "x.csv", "data/2024/x.CSV", "./x.csv", "upload:0123abcd"):
+        assert dataset_problem(dataset) is None, dataset
+    for local in ("/home/me/x.csv", "~/x.csv", "../x.csv"):
+        assert dataset_problem(local) and dataset_problem(local, allow_local_paths=True) is None
+    for never in ("file:///x.csv", "a\\b.csv", "x\n.csv", "upload:zz"):
+        assert dataset_problem(never, allow_local_paths=True), never

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from hpo_service.cli.common import console, err_console, print_json, settings
 from hpo_service.config import Settings
-from hpo_service.spec import load_spec
+from hpo_service.spec import SpecLimits, load_spec
 from hpo_service.store import db
 from hpo_service.store.studies import (
     StudyExists,
@@ -39,6 +39,12 @@ def migrate() -> None:
     console.print(f"database {note} revision {after}")
 
 
+def _limits(cfg: Settings) -> SpecLimits:
+    """Studies are trained by workers, which read only the data roots: no local-path opt-in
+    here (it is for `hpo train`, which reads in this process)."""
+    return cfg.spec_limits()
+
+
 @study_app.command("create")
 def study_create(
     file: Path, start: Annotated[bool, typer.Option(help="Start it at once.")] = False
@@ -46,7 +52,7 @@ def study_create(
     """Create a study from a YAML or JSON spec."""
     cfg = settings()
     db.check_schema(cfg)
-    info = create_study(cfg, load_spec(file), start=start)
+    info = create_study(cfg, load_spec(file, _limits(cfg)), start=start)
     console.print(f"created study [bold]{info.name}[/bold] ({info.state})")
 
 
@@ -134,7 +140,7 @@ def study_delete(
 
 
 def _ensure_running(cfg: Settings, file: Path) -> StudyInfo:
-    spec = load_spec(file)
+    spec = load_spec(file, _limits(cfg))
     engine = db.get_engine(cfg)
     try:
         info = create_study(cfg, spec, start=True)

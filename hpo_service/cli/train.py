@@ -19,7 +19,17 @@ from rich.table import Table
 from hpo_service.cli.common import CliError, fail
 from hpo_service.cli.common import settings as load_settings
 from hpo_service.jsonsafe import finite_json
-from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError, format_errors, load_spec
+from hpo_service.spec import (
+    FloatRange,
+    IntRange,
+    SearchSpace,
+    SpecError,
+    SpecLimits,
+    StudySpec,
+    format_errors,
+    load_spec,
+)
+from hpo_service.spec_limits import check_limits
 
 err = Console(stderr=True)
 
@@ -84,6 +94,14 @@ def _validate(params: dict[str, Any]) -> None:
         raise CliError("; ".join(f"--param {line}" for line in format_errors(error))) from None
 
 
+def _within_limits(spec: StudySpec, params: dict[str, Any], limits: SpecLimits) -> None:
+    """--param values may leave the spec's ranges: hold them to the same caps, size included."""
+    chosen = spec.model_copy(update={"search_space": SearchSpace.model_validate(params)})
+    problems = check_limits(chosen, limits)
+    if problems:
+        raise CliError("; ".join(p.replace("search_space.", "--param ", 1) for p in problems))
+
+
 def _progress(max_epochs: int, metric: str) -> Any:
     def on_epoch(epoch: Any) -> bool:
         value = epoch.metrics.get(metric, epoch.val_loss)
@@ -117,9 +135,11 @@ def run_train(
     from hpo_service.data.sources import DataRoots
     from hpo_service.train import TrainConfig, fit, save_artifacts
 
-    spec = load_spec(file)
-    params = resolve_params(spec.search_space, overrides)
     settings = load_settings()
+    limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
+    spec = load_spec(file, limits)
+    params = resolve_params(spec.search_space, overrides)
+    _within_limits(spec, params, limits)
     _check_device(device or settings.device)
     config = TrainConfig.from_params(
         params,

@@ -23,7 +23,7 @@ import optuna
 from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.store.clock import db_now, utcnow
 from hpo_service.store.db import rows_changed
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, StudyState, TrialRun
@@ -75,7 +75,7 @@ def claim(
         record = session.get(StudyRecord, study_id)
         if record is None:
             return None
-        spec = parse_spec(record.spec)
+        spec = load_stored_spec(record.spec)
     claimed = claim_unit(session, study_id, worker_id, spec)
     return None if claimed is None else claimed.run_id
 
@@ -171,7 +171,7 @@ def maybe_complete(session: Session, study_id: int) -> bool:
     record = session.get(StudyRecord, study_id)
     if record is None or record.state != StudyState.RUNNING:
         return False
-    spec = parse_spec(record.spec)
+    spec = load_stored_spec(record.spec)
     counts = status_counts(session, study_id)
     if any(counts.get(status, 0) for status in IN_FLIGHT):
         return False

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hpo_service.scheduling.outcomes import fail_and_requeue
 from hpo_service.scheduling.registry import mark_lost
-from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.store.clock import db_now, utcnow
 from hpo_service.store.db import rows_changed, session_scope
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, TrialRun
@@ -84,7 +84,7 @@ def _run_context(session: Session, run_id: int) -> tuple[int | None, str, StudyS
     assert run is not None  # this reaper holds it: nobody else deletes a reaping run
     record = session.get(StudyRecord, run.study_id)
     assert record is not None  # its study's deletion would have cascaded to the run
-    return run.optuna_trial_id, record.name, parse_spec(record.spec)
+    return run.optuna_trial_id, record.name, load_stored_spec(record.spec)
 
 
 def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float) -> str | None:
@@ -138,7 +138,7 @@ def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list
     outcomes = []
     for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
         reason = "orphaned: no worker holds this trial"
-        outcome = fail_and_requeue(storage, study_name, trial_id, reason, parse_spec(spec))
+        outcome = fail_and_requeue(storage, study_name, trial_id, reason, load_stored_spec(spec))
         log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
         outcomes.append(outcome)
     return outcomes

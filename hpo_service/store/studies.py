@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hpo_service.config import Settings
 from hpo_service.search import build_pruner, build_sampler, grid_space
-from hpo_service.spec import StudySpec, parse_spec, spec_to_dict
+from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
 from hpo_service.store.models import StudyRecord
@@ -74,7 +74,7 @@ class StudyInfo(BaseModel):
         return cls(
             id=record.id,
             name=record.name,
-            spec=parse_spec(record.spec),
+            spec=load_stored_spec(record.spec),
             state=record.state,
             n_trials=record.n_trials,
             created_at=record.created_at,

@@ -120,7 +120,7 @@ def create(
         bool, Query(description="Start it at once (workers may claim trials).")
     ] = False,
 ) -> StudyOut:
-    spec = parse_spec(apply_upload(engine, data))
+    spec = parse_spec(apply_upload(engine, data), settings.spec_limits())
     info = create_study(settings, spec, start=start)
     response.headers["Location"] = f"/api/studies/{info.name}"
     return study_out(settings, info)
