@@ -39,8 +39,8 @@ from sqlalchemy.engine import make_url
 
 from hpo_service.config import Settings
 from hpo_service.scheduling.worker import Worker, WorkerOptions
-from hpo_service.search import build_sampler, suggest_params
 from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec.sampling import build_sampler, suggest_params
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import dispose_engines, get_engine, get_storage, migrate, session_scope
 from hpo_service.store.models import StudyRecord, TrialRun

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hpo_service.devices import check_device
-from hpo_service.spec_limits import (
+from hpo_service.spec.limits import (
     DEFAULT_MAX_CHOICES,
     DEFAULT_MAX_GRID_SIZE,
     DEFAULT_MAX_MODEL_MB,

@@ -23,9 +23,9 @@ import pytest
 import typer
 import yaml
 from fastapi.testclient import TestClient
-from hpo_service.app import create_app
 from typer.testing import CliRunner
 
+from hpo_service.api.app import create_app
 from hpo_service.config import Settings, get_settings
 from hpo_service.data import DatasetError, load_dataset
 from hpo_service.data.sources import DataRoots
@@ -154,7 +154,7 @@ def run_workers(names: str) -> list[int]:
     from hpo_service.scheduling.worker import Worker, WorkerOptions
 
     options = [WorkerOptions(study=n, exit_when_idle=True, max_trials=1) for n in json.loads(names)]
-    return [Worker(Settings(), o).run() for o in options]
+    return [Worker(Settings(), o).serve() for o in options]
 
 
 def audited(function: str, secret: Path, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -26,8 +26,8 @@ from hpo_service.scheduling import claims, reaper
 from hpo_service.scheduling.outcomes import TrialFailed, retry, transient
 from hpo_service.scheduling.registry import list_workers, register
 from hpo_service.scheduling.worker import Worker, WorkerOptions
-from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec, parse_spec
+from hpo_service.spec.sampling import suggest_params
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, migrate, session_scope
 from hpo_service.store.models import StudyRecord, TrialRun, WorkerRecord

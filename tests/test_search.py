@@ -7,8 +7,8 @@ import contextlib
 import optuna
 import pytest
 
-from hpo_service.search import build_pruner, build_sampler, grid_space, suggest_params
 from hpo_service.spec import parse_spec
+from hpo_service.spec.sampling import build_pruner, build_sampler, grid_space, suggest_params
 from tests.conftest import tiny_spec
 
 

@@ -17,7 +17,7 @@ from hpo_service.spec import (
     parse_spec,
     parse_spec_text,
 )
-from hpo_service.spec_limits import dataset_problem
+from hpo_service.spec.limits import dataset_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_multi_objective_rules() -> None:
 
 
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="not valid YAML"):
+    with pytest.raises(SpecError, match="malformed YAML"):
         parse_spec_text("name: [unclosed")
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(tmp_path / "nope.yaml")
@@ -161,9 +161,9 @@ def test_dataset_forms_refused(dataset: str, refusal: str) -> None:
 
 
 def test_dataset_forms_accepted_and_the_local_opt_in() -> None:
-    for dataset in ("sunspots", "x.csv", "data/2024/x.CSV", "./x.csv", "upload:0123abcd"):
+    for dataset in ("sunspots", "x.csv", "data/2024/x.CSV", "./x.csv", "upload:0123456789abcdef"):
         assert dataset_problem(dataset) is None, dataset
     for local in ("/home/me/x.csv", "~/x.csv", "../x.csv"):
         assert dataset_problem(local) and dataset_problem(local, allow_local_paths=True) is None
-    for never in ("file:///x.csv", "a\\b.csv", "x\n.csv", "upload:zz"):
+    for never in ("file:///x.csv", "a\\b.csv", "x\n.csv", "upload:zz", "upload:0123abcd"):
         assert dataset_problem(never, allow_local_paths=True), never

@@ -17,18 +17,18 @@ import torch
 import typer
 import yaml
 from fastapi.testclient import TestClient
-from hpo_service.app import create_app
-from hpo_service.db import get_engine, session_scope
-from hpo_service.runs import claim
-from hpo_service.studies import create_study, get_study, list_studies
 from typer.testing import CliRunner
 
+from hpo_service.api.app import create_app
 from hpo_service.cli.train import register
 from hpo_service.config import Settings, get_settings
-from hpo_service.search import grid_space
+from hpo_service.scheduling.claims import claim
 from hpo_service.spec import SpecError, SpecLimits, parse_spec, spec_to_dict
-from hpo_service.spec_limits import NUMERIC_CAPS, grid_size
-from hpo_service.spec_size import estimate, model_parameters, recurrent_parameters
+from hpo_service.spec.limits import NUMERIC_CAPS, grid_size
+from hpo_service.spec.sampling import grid_space
+from hpo_service.spec.size import estimate, model_parameters, recurrent_parameters
+from hpo_service.store.db import get_engine, session_scope
+from hpo_service.store.studies import create_study, get_study, list_studies
 from hpo_service.train.model import RecurrentModel, count_parameters
 from tests.conftest import env_for, make_settings, tiny_spec
 
@@ -284,7 +284,7 @@ def hpo_create(settings: Settings, tmp_path: Path, spec: dict[str, Any], **env: 
 def test_cli_study_create_refuses_local_paths_even_opted_in(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from hpo_service.db import migrate
+    from hpo_service.store.db import migrate
 
     cfg = make_settings(sqlite_url, tmp_path)
     migrate(cfg)

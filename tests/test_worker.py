@@ -331,7 +331,7 @@ def test_sigterm_to_parent_and_child_requeues_each_childs_trial_and_exits_zero(
 
 def _stubborn_train(spec: Any, trial: optuna.Trial, _stop: Callable[[], bool]) -> list[float]:
     """Ignores stop requests for a minute: only a second signal can end this trial early."""
-    from hpo_service.search import suggest_params
+    from hpo_service.spec.sampling import suggest_params
 
     suggest_params(trial, spec.search_space)
     time.sleep(60)

@@ -29,7 +29,7 @@ from hpo_service.spec import (
     format_errors,
     load_spec,
 )
-from hpo_service.spec_limits import check_limits
+from hpo_service.spec.limits import check_limits
 
 err = Console(stderr=True)
 

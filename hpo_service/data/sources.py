@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_service.data.prepared import DatasetError
-from hpo_service.spec import UPLOAD_PREFIX, TaskSpec
-from hpo_service.store.upload_limits import UPLOAD_ID, short_names
+from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, TaskSpec
 
 if TYPE_CHECKING:
     from hpo_service.config import Settings
@@ -68,6 +68,15 @@ class DataRoots:
         if isinstance(value, DataRoots):
             return value
         return cls(data_dir=Path(value) if value is not None else None)
+
+
+
+def short_names(names: Iterable[object], limit: int = 5, width: int = 40) -> str:
+    """At most ``limit`` names, each cut to ``width`` characters, so error bodies stay small."""
+    listed = [str(n) for n in names]
+    shown = [n if len(n) <= width else n[: width - 3] + "..." for n in listed[:limit]]
+    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
+    return ", ".join(shown) + more
 
 
 def _is_file(path: Path) -> bool:

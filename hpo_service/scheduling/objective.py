@@ -20,8 +20,8 @@ from hpo_service.data import load_dataset
 from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
-from hpo_service.search import suggest_params
 from hpo_service.spec import StudySpec
+from hpo_service.spec.sampling import suggest_params
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 

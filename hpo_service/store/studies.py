@@ -20,8 +20,8 @@ from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from hpo_service.config import Settings
-from hpo_service.search import build_pruner, build_sampler, grid_space
 from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
+from hpo_service.spec.sampling import build_pruner, build_sampler, grid_space
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
 from hpo_service.store.models import StudyRecord

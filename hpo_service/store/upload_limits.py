@@ -10,10 +10,11 @@ a file this count misjudges (lone carriage returns as line ends) still meets the
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
+
+from hpo_service.data.sources import short_names
 
 if TYPE_CHECKING:
     from hpo_service.config import Settings
@@ -21,17 +22,8 @@ if TYPE_CHECKING:
 #: Small reads so that a bound is noticed soon after it is crossed.
 CHUNK_BYTES = 1 << 16
 #: An upload id as the service makes it (``secrets.token_hex(8)``); no other text names an upload.
-UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
 #: Longest column name an upload may have: the API's column form fields take 200 characters.
 MAX_NAME_CHARS = 200
-
-
-def short_names(names: Iterable[object], limit: int = 5, width: int = 40) -> str:
-    """At most ``limit`` names, each cut to ``width`` characters, so error bodies stay small."""
-    listed = [str(n) for n in names]
-    shown = [n if len(n) <= width else n[: width - 3] + "..." for n in listed[:limit]]
-    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
-    return ", ".join(shown) + more
 
 
 class UploadError(ValueError):

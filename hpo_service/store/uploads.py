@@ -24,16 +24,15 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, func, select
 
 from hpo_service.config import Settings
-from hpo_service.spec import UPLOAD_PREFIX, Kind, SpecError
+from hpo_service.data.sources import short_names
+from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, Kind, SpecError
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import DatasetRecord, StudyRecord
 from hpo_service.store.upload_limits import (  # UploadError, read_limited: importable from here too
-    UPLOAD_ID,
     UploadError,
     UploadLimits,
     check_shape,
     read_limited,
-    short_names,
 )
 
 #: Fewest usable rows per kind: enough for train/validation/test splits and a forecast lookback.

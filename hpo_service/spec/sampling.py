@@ -9,7 +9,8 @@ from typing import Any
 
 import optuna
 
-from hpo_service.spec import FloatRange, IntRange, SearchSpace, StudySpec
+from hpo_service.spec.model import StudySpec
+from hpo_service.spec.space import FloatRange, IntRange, SearchSpace
 
 
 def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:

@@ -1,35 +1,30 @@
-"""StudySpec: the validated description of a study, loaded from YAML or JSON.
+"""StudySpec: the validated description of a study (the models and their field-named errors).
 
 The spec is stored with the study because Optuna does not persist samplers or pruners: every
-process (API, worker, CLI) rebuilds them from it (see :mod:`hpo_service.search`). Unknown keys
+process (API, worker, CLI) rebuilds them from it (see :mod:`.sampling`). Unknown keys
 and bad values are rejected by pydantic; :func:`format_errors` turns its errors into messages
 that start with the dotted path of the offending field.
 
-Two ways in. :func:`parse_spec` (and the text and file readers built on it) is intake: after
-validation it applies :class:`~hpo_service.spec_limits.SpecLimits` (caps on sizes, the form of
-``task.dataset``), strict by default. :func:`load_stored_spec` re-reads a spec the database already
-holds and checks no limits, so lowering a limit never breaks a study that exists. Building the
-models directly (``TaskSpec(...)`` in Python) is trusted code and checks no limits either.
-
-The search-space entry types live in :mod:`hpo_service.spec_space` and are re-exported here.
+Reading a spec from text, files or the database is :mod:`.parse`'s; the search-space entry types
+are :mod:`.space`'s. Building the models directly (``TaskSpec(...)`` in Python) is trusted code and
+checks no limits.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from hpo_service.spec_limits import UPLOAD_PREFIX, SpecLimits, check_limits
-from hpo_service.spec_space import FloatRange, PositiveFloat, PositiveInt, SearchSpace, StrictModel
-from hpo_service.spec_space import IntRange as IntRange  # re-exported: callers import it here
+from hpo_service.spec.space import FloatRange, PositiveFloat, PositiveInt, SearchSpace, StrictModel
 
 Kind = Literal["text_classification", "sequence_classification", "forecasting"]
 Direction = Literal["minimize", "maximize"]
+
+UPLOAD_PREFIX = "upload:"
+#: What the server generates as an upload id (``secrets.token_hex(8)``); nothing else is one.
+UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
 
 #: Datasets that need no upload. Files for sst2/sms_spam are read from ``HPO_DATA_DIR``.
 BUILTIN_DATASETS: dict[str, Kind] = {
@@ -230,54 +225,3 @@ def format_errors(error: ValidationError) -> list[str]:
             message = "unknown key"
         lines.append(f"{location}: {message}")
     return lines
-
-
-def _validate(data: Any) -> StudySpec:
-    if not isinstance(data, dict):
-        raise SpecError([f"spec: expected a mapping at the top level, got {type(data).__name__}"])
-    try:
-        return StudySpec.model_validate(data)
-    except ValidationError as error:
-        raise SpecError(format_errors(error)) from None
-
-
-def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:
-    """Validate an incoming, already-decoded mapping and hold it to ``limits`` (the default
-    limits when None), raising :class:`SpecError` with one field-named line per problem."""
-    spec = _validate(data)
-    problems = check_limits(spec, limits or SpecLimits())
-    if problems:
-        raise SpecError(problems)
-    return spec
-
-
-def load_stored_spec(data: Any) -> StudySpec:
-    """Re-read a spec the database holds. It passed intake when it was stored; limits are not
-    checked again, so a study keeps working after its limits were lowered."""
-    return _validate(data)
-
-
-def parse_spec_text(
-    text: str, fmt: Literal["yaml", "json"] = "yaml", limits: SpecLimits | None = None
-) -> StudySpec:
-    """Parse YAML (a superset of JSON) or strict JSON text into a spec (intake: see parse_spec)."""
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise SpecError([f"spec: not valid {fmt.upper()}: {error}"]) from None
-    return parse_spec(data, limits)
-
-
-def load_spec(path: str | Path, limits: SpecLimits | None = None) -> StudySpec:
-    """Load a spec file; ``.json`` is parsed as JSON, anything else as YAML (intake)."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SpecError([f"spec: cannot read {file}: {error.strerror}"]) from None
-    return parse_spec_text(text, "json" if file.suffix.lower() == ".json" else "yaml", limits)
-
-
-def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
-    """The JSON-safe form stored in the database and returned by the API."""
-    return spec.model_dump(mode="json")

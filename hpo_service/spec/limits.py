@@ -9,7 +9,6 @@ raises the limit.
 The limits are a frozen :class:`SpecLimits` value handed to ``parse_spec`` (built from settings by
 ``Settings.spec_limits()``), never global state. Only intake checks them: a spec already stored
 is re-read with ``load_stored_spec``, which must keep working when limits are lowered later.
-``spec.py`` imports this module, so spec entries are read by shape here (see ``spec_size``).
 """
 
 from __future__ import annotations
@@ -17,14 +16,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hpo_service.spec_size import estimate
-
-if TYPE_CHECKING:
-    from hpo_service.spec import SearchSpace, StudySpec
-
-UPLOAD_PREFIX = "upload:"
+from hpo_service.spec.model import UPLOAD_ID, UPLOAD_PREFIX, StudySpec
+from hpo_service.spec.size import estimate
+from hpo_service.spec.space import SearchSpace
 
 #: Upper bound of every numeric field, by dotted path. A search-space bound applies to a fixed
 #: value, to every choice and to a range's ``high``. HPO_SPEC_CAPS overrides entries.
@@ -72,7 +68,6 @@ DEFAULT_MAX_CHOICES = 64
 DEFAULT_MAX_GRID_SIZE = 10_000
 DEFAULT_MAX_MODEL_MB = 2048.0
 
-_UPLOAD_ID = re.compile(r"[0-9a-f]{1,64}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WHERE = "give a path relative to HPO_DATA_DIR or upload the file (POST /api/datasets)"
@@ -226,7 +221,7 @@ def dataset_problem(dataset: str, allow_local_paths: bool = False) -> str | None
     that is not a built-in name, ``upload:...`` or a ``.csv`` path."""
     shown = repr(dataset if len(dataset) <= 80 else dataset[:77] + "...")
     if dataset.startswith(UPLOAD_PREFIX):
-        if _UPLOAD_ID.fullmatch(dataset[len(UPLOAD_PREFIX) :]):
+        if UPLOAD_ID.fullmatch(dataset[len(UPLOAD_PREFIX) :]):
             return None
         return f"task.dataset: {shown} is not 'upload:<hex id>' as POST /api/datasets returns it"
     if not dataset.lower().endswith(".csv"):

@@ -1,20 +1,19 @@
 """How big the largest model of a spec gets: parameters and training memory, before any trial.
 
 A spec whose largest configuration cannot fit would only fail later, inside a worker, after the
-study was stored and trials were claimed; :mod:`hpo_service.spec_limits` refuses it up front with
+study was stored and trials were claimed; :mod:`.limits` refuses it up front with
 this estimate. The parameter count follows :class:`hpo_service.train.model.RecurrentModel`
 exactly (a test checks it against torch); the memory figure is a deliberate, documented
-approximation. This module imports neither torch nor the spec models (``spec.py`` imports the
-limits, which import this), so entries are read by shape: a list, a range with ``high``, a value.
+approximation. This module does not import torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from hpo_service.spec import SearchSpace, TaskSpec
+from hpo_service.spec.model import TaskSpec
+from hpo_service.spec.space import SearchSpace
 
 #: Weights are float32.
 BYTES_PER_VALUE = 4

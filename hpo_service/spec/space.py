@@ -133,3 +133,8 @@ class SearchSpace(StrictModel):
             for name, value in self
             if not isinstance(value, list | FloatRange | IntRange)
         }
+
+
+#: The hyperparameters, in one list shared by the spec and the trainer: every search-space entry
+#: is a ``train.TrainConfig`` field, and ``TrainConfig.from_params`` refuses any other key.
+HYPERPARAMETERS: tuple[str, ...] = tuple(SearchSpace.model_fields)
