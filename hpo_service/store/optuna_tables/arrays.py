@@ -82,7 +82,7 @@ def _objective_select(objective: bool) -> sa.Select[Any]:
     )
     if objective:
         query = query.where(v.objective == sa.bindparam("objective", type_=sa.Integer))
-    return query.order_by(t.number)
+    return query.order_by(t.number, v.objective)
 
 
 @dataclass
