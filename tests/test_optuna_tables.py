@@ -312,13 +312,17 @@ def test_arrays_for_plots(written: Written) -> None:
     assert started.states.tolist() == ["COMPLETE"] * 3 + ["RUNNING"]
 
 
-def test_orphans_and_watermarks(written: Written) -> None:
+def test_orphans_watermark_and_change_marks(written: Written) -> None:
     running = written.by_state("RUNNING")[0]
     plain = optuna.create_study(study_name="plain", storage=get_storage(written.settings))
     plain.ask()  # RUNNING too, but not a service study
+    both = [written.sid, written.mo_sid]
     with written.engine.connect() as conn:
         orphans = ot.orphan_trials(conn)
-        before = ot.watermarks(conn, [written.sid, written.mo_sid, 10_000])
+        mark, none = ot.watermark(conn, written.sid), ot.watermark(conn, 10_000)
+        before = ot.change_marks(conn, both)
+        alone = ot.change_marks(conn, [written.mo_sid])
+        empty = ot.change_marks(conn, [10_000])
     assert [(o.trial_id, o.study_name) for o in orphans] == [(running._trial_id, "ot")]
     assert orphans[0].spec["name"] == "ot"
     with session_scope(written.engine) as session:
@@ -327,19 +331,25 @@ def test_orphans_and_watermarks(written: Written) -> None:
             study_id=record, optuna_trial_id=running._trial_id, status=RunStatus.RUNNING
         )
         session.add(held)
-    mark, trials = before[written.sid], written.trials
-    assert (mark.trials, mark.started, mark.finished) == (8, 7, 6)
-    assert mark.max_trial_id == max(t._trial_id for t in trials)
-    starts = [_epoch(t.datetime_start) for t in trials if t.datetime_start]
-    assert _epoch(mark.last_start, naive_utc=True) == pytest.approx(max(starts), abs=1e-3)
-    ends = [_epoch(t.datetime_complete) for t in trials if t.datetime_complete]
-    assert _epoch(mark.last_complete, naive_utc=True) == pytest.approx(max(ends), abs=1e-3)
-    assert before[10_000] == ot.Watermark()  # no such study: nothing yet
+    trials = written.trials
+    assert mark.max_trial_id == max(t._trial_id for t in trials) and none == ot.Watermark()
+    for stamp, field in (
+        (mark.last_start, "datetime_start"),
+        (mark.last_complete, "datetime_complete"),
+    ):
+        stored = max(_epoch(getattr(t, field)) for t in trials if getattr(t, field))
+        assert _epoch(stamp, naive_utc=True) == pytest.approx(stored, abs=1e-3)
+    assert len(before) == 2 and [m[:4] for m in before] == [
+        (written.sid, 8, 7, 6),
+        (written.mo_sid, 2, 2, 2),
+    ]
+    assert alone == before[1:] and empty == ()  # a study without trials has no marks
     optuna.load_study(study_name="ot", storage=get_storage(written.settings)).tell(
         running.number, 0.1
     )
     with written.engine.connect() as conn:
         assert ot.orphan_trials(conn) == []  # held by a run, then finished
-        after = ot.watermarks(conn, [written.sid, written.mo_sid])
-    assert after[written.mo_sid] == before[written.mo_sid]
-    assert after[written.sid].finished == 7 and after[written.sid] != mark
+        after = ot.change_marks(conn, both)
+        moved = ot.watermark(conn, written.sid)
+    assert after[1] == before[1] and after[0] != before[0] and after[0][3] == 7
+    assert moved.max_trial_id == mark.max_trial_id and moved.last_complete != mark.last_complete

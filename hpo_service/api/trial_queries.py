@@ -56,7 +56,7 @@ def _naive_utc_now() -> datetime:
 def watermark(conn: sa.Connection, sid: int) -> Cursor:
     """A cursor covering everything in the study now (read before the page it goes with)."""
     began = _naive_utc_now()
-    mark = ot.watermarks(conn, [sid])[sid]
+    mark = ot.watermark(conn, sid)
     return Cursor(mark.max_trial_id, latest(began, mark.last_start, mark.last_complete))
 
 

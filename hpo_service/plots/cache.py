@@ -1,10 +1,10 @@
 """A small in-process cache of built figures, checked against the studies' trial counts.
 
 A figure depends only on finished trials (values, params and intermediate values are written
-before a trial's state becomes final), so each study's change watermark
-(:func:`hpo_service.store.optuna_tables.watermarks`: how many trials, started and finished, the
-latest trial id and times) tells whether a cached figure is still current. The check is one
-cheap aggregate query; a hit then costs a JSON decode (callers get a fresh dict each time, safe
+before a trial's state becomes final), so each study's change marks
+(:func:`hpo_service.store.optuna_tables.change_marks`: how many trials, started and finished, the
+latest trial id and completion time) tell whether a cached figure is still current. The check is
+one cheap aggregate query; a hit then costs a JSON decode (callers get a fresh dict each time, safe
 to modify). ``timeline`` is never cached: it draws running trials up to "now".
 """
 
@@ -33,9 +33,8 @@ def clear() -> None:
 
 
 def fingerprint(conn: sa.Connection, studies: list[StudyRef]) -> tuple[Any, ...]:
-    """The studies' change watermarks: equal as long as no trial was added, started or ended."""
-    marks = optuna_tables.watermarks(conn, [s.study_id for s in studies])
-    return tuple(sorted(marks.items()))
+    """Equal as long as no trial of these studies was added, started or finished."""
+    return optuna_tables.change_marks(conn, [s.study_id for s in studies])
 
 
 def cached(

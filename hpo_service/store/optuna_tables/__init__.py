@@ -6,16 +6,18 @@ Optuna encodes states, values and params are described once, in :mod:`.schema`; 
 to the installed Optuna. The readers come in three groups:
 
 - :mod:`.queries`: a study's id and directions, trial counts by state, orphaned RUNNING trials,
-  the per-study change watermark (the API's polling cursor, the plot cache).
+  the per-study watermark (the API's polling cursor).
 - :mod:`.trials`: trial rows a page or a few ids at a time, with values, params, user attributes
   and intermediate values (the API's trial lists, details, CSV export and best trials).
-- :mod:`.arrays`: whole-study columns as numpy arrays through a raw DBAPI cursor (plots).
+- :mod:`.arrays`: whole-study columns as numpy arrays through a raw DBAPI cursor, and the
+  studies' change marks that tell whether a cached figure is current (plots).
 """
 
 from hpo_service.store.optuna_tables.arrays import (
     ParamColumns,
     TrialTimes,
     ValueColumns,
+    change_marks,
     complete_values,
     intermediate_columns,
     param_columns,
@@ -30,7 +32,7 @@ from hpo_service.store.optuna_tables.queries import (
     directions,
     orphan_trials,
     study_id,
-    watermarks,
+    watermark,
 )
 from hpo_service.store.optuna_tables.schema import (
     FINISHED_STATES,
@@ -70,6 +72,7 @@ __all__ = [
     "best_by_value",
     "by_ids",
     "by_number",
+    "change_marks",
     "changed_since",
     "complete_finite_values",
     "complete_values",
@@ -91,5 +94,5 @@ __all__ = [
     "trial_times",
     "user_attrs",
     "values_for",
-    "watermarks",
+    "watermark",
 ]

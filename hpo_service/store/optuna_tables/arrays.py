@@ -54,6 +54,34 @@ def fetch(
         cursor.close()
 
 
+def _marks_select(n_studies: int) -> sa.Select[Any]:
+    t = TRIALS.c
+    return (
+        sa.select(
+            t.study_id,
+            sa.func.count(),
+            sa.func.count(t.datetime_start),
+            sa.func.count(t.datetime_complete),
+            sa.func.max(t.trial_id),
+            sa.func.max(t.datetime_complete),
+        )
+        .where(t.study_id.in_([sa.bindparam(f"s{i}", type_=sa.Integer) for i in range(n_studies)]))
+        .group_by(t.study_id)
+        .order_by(t.study_id)
+    )
+
+
+def change_marks(conn: sa.Connection, sids: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
+    """Per study with trials: how many trials, started and finished, the highest trial id and the
+    latest completion, as stored. Opaque values, equal as long as no trial of these studies was
+    added, started or finished (what a cached figure depends on); one aggregate query."""
+    n = len(sids)
+    rows = fetch(
+        conn, ("marks", n), lambda: _marks_select(n), **{f"s{i}": s for i, s in enumerate(sids)}
+    )
+    return tuple(tuple(row) for row in rows)
+
+
 def _in_states(states: Sequence[str]) -> sa.ColumnElement[bool]:
     """``trials.state IN (...)`` with one bind per state, values fixed at build time."""
     marks = [sa.bindparam(f"state_{s}", s, type_=TRIAL_STATE) for s in states]

@@ -7,7 +7,6 @@ Each function is one small query that the storage API would answer only by build
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -23,21 +22,24 @@ from hpo_service.store.optuna_tables.schema import (
     direction_name,
 )
 
+# Built once: these two run on every plot and trial request.
+_STUDY_ID = sa.select(STUDIES.c.study_id).where(STUDIES.c.study_name == sa.bindparam("name"))
+_DIRECTIONS = (
+    sa.select(STUDY_DIRECTIONS.c.direction)
+    .where(STUDY_DIRECTIONS.c.study_id == sa.bindparam("sid"))
+    .order_by(STUDY_DIRECTIONS.c.objective)
+)
+
 
 def study_id(conn: sa.Connection, name: str) -> int | None:
     """Optuna's id of the study called ``name``, None if there is none."""
-    found = conn.scalar(sa.select(STUDIES.c.study_id).where(STUDIES.c.study_name == name))
+    found = conn.scalar(_STUDY_ID, {"name": name})
     return None if found is None else int(found)
 
 
 def directions(conn: sa.Connection, sid: int) -> tuple[str, ...]:
     """``"minimize"`` / ``"maximize"`` per objective, in objective order."""
-    query = (
-        sa.select(STUDY_DIRECTIONS.c.direction)
-        .where(STUDY_DIRECTIONS.c.study_id == sid)
-        .order_by(STUDY_DIRECTIONS.c.objective)
-    )
-    return tuple(direction_name(d) for d in conn.scalars(query))
+    return tuple(direction_name(d) for d in conn.scalars(_DIRECTIONS, {"sid": sid}))
 
 
 def _by_name(name: str) -> sa.ColumnElement[bool]:
@@ -108,35 +110,19 @@ def orphan_trials(conn: sa.Connection) -> list[Orphan]:
 
 
 class Watermark(NamedTuple):
-    """How far a study's trials table has got: changes whenever a trial is added, starts or
-    finishes (Optuna writes values, params and intermediate values before a trial's final state)."""
+    """How far a study's trials have got: the highest trial id and the latest start and
+    completion stamps (naive UTC, from the clocks of the machines that wrote them)."""
 
-    trials: int = 0
-    started: int = 0
-    finished: int = 0
     max_trial_id: int = 0
     last_start: datetime | None = None
     last_complete: datetime | None = None
 
 
-def watermarks(conn: sa.Connection, sids: Iterable[int]) -> dict[int, Watermark]:
-    """A :class:`Watermark` per study id (studies without trials get the empty one)."""
-    wanted = sorted(set(sids))
+def watermark(conn: sa.Connection, sid: int) -> Watermark:
+    """The study's :class:`Watermark` (the empty one while it has no trials)."""
     t = TRIALS.c
-    query = (
-        sa.select(
-            t.study_id,
-            sa.func.count(),
-            sa.func.count(t.datetime_start),
-            sa.func.count(t.datetime_complete),
-            sa.func.max(t.trial_id),
-            sa.func.max(t.datetime_start),
-            sa.func.max(t.datetime_complete),
-        )
-        .where(t.study_id.in_(wanted))
-        .group_by(t.study_id)
-    )
-    found = {sid: Watermark() for sid in wanted}
-    for sid, n, started, finished, top, start, complete in conn.execute(query):
-        found[int(sid)] = Watermark(int(n), int(started), int(finished), int(top), start, complete)
-    return found
+    query = sa.select(
+        sa.func.max(t.trial_id), sa.func.max(t.datetime_start), sa.func.max(t.datetime_complete)
+    ).where(t.study_id == sid)
+    top, start, complete = conn.execute(query).one()
+    return Watermark(int(top or 0), start, complete)
