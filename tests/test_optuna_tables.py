@@ -118,7 +118,6 @@ class Written:
     sid: int
     trials: list[FrozenTrial]  # by number
     mo_sid: int
-    mo_trials: list[FrozenTrial]
 
     def by_state(self, *states: str) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state.name in states]
@@ -164,7 +163,6 @@ def written(migrated: Settings) -> Written:
         storage.get_study_id_from_name("ot"),
         study.get_trials(),
         storage.get_study_id_from_name("mo"),
-        mo.get_trials(),
     )
 
 
