@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from optuna.trial import TrialState
 
-from hpo_service.api import trial_queries as q
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import TrialRun, WorkerRecord
+from hpo_service.store.optuna_tables import TRIALS
 from tests.conftest import REPO_ROOT, tiny_spec
 
 SAMPLED = ("learning_rate", "batch_size")
@@ -64,7 +64,7 @@ def add(
 def age(settings: Settings, hours: float = 1.0) -> None:
     """Move every trial's timestamps into the past, beyond the cursor's overlap window."""
     shift = timedelta(hours=hours)
-    t = q.TRIALS
+    t = TRIALS
     with get_engine(settings).begin() as conn:
         rows = conn.execute(sa.select(t.c.trial_id, t.c.datetime_start, t.c.datetime_complete))
         for trial_id, start, complete in rows.all():

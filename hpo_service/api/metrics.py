@@ -14,19 +14,16 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hpo_service.config import Settings
 from hpo_service.scheduling.registry import count_live
+from hpo_service.store import optuna_tables
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import StudyRecord
 
 log = logging.getLogger(__name__)
-_TRIALS_BY_STATE = text(
-    "SELECT s.study_name, t.state, COUNT(*) FROM trials t "
-    "JOIN studies s ON s.study_id = t.study_id GROUP BY s.study_name, t.state"
-)
 
 
 class DatabaseCollector(Collector):
@@ -56,8 +53,8 @@ class DatabaseCollector(Collector):
         live = GaugeMetricFamily("hpo_workers_live", "Workers heard from within stale_after_s")
         engine = get_engine(self.settings)
         with session_scope(engine) as session:
-            for name, state, count in session.execute(_TRIALS_BY_STATE):
-                trials.add_metric([name, getattr(state, "name", str(state))], float(count))
+            for name, state, count in optuna_tables.counts_by_study_and_state(session.connection()):
+                trials.add_metric([name, state], float(count))
             by_state = select(StudyRecord.state, func.count()).group_by(StudyRecord.state)
             for state, count in session.execute(by_state):
                 studies.add_metric([state], float(count))

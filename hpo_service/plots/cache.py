@@ -1,11 +1,11 @@
 """A small in-process cache of built figures, checked against the studies' trial counts.
 
 A figure depends only on finished trials (values, params and intermediate values are written
-before a trial's state becomes final), so a fingerprint of each study's trials table - how many
-trials, started and finished, the latest trial id and completion time - tells whether a cached
-figure is still current. The check is one cheap aggregate query; a hit then costs a JSON
-decode (callers get a fresh dict each time, safe to modify). ``timeline`` is never cached: it
-draws running trials up to "now".
+before a trial's state becomes final), so each study's change marks
+(:func:`hpo_service.store.optuna_tables.change_marks`: how many trials, started and finished, the
+latest trial id and completion time) tell whether a cached figure is still current. The check is
+one cheap aggregate query; a hit then costs a JSON decode (callers get a fresh dict each time, safe
+to modify). ``timeline`` is never cached: it draws running trials up to "now".
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hpo_service.plots.data import StudyRef, fetch
+from hpo_service.plots.data import StudyRef
+from hpo_service.store import optuna_tables
 
 MAX_ENTRIES = 64
 _lock = threading.Lock()
@@ -32,17 +33,14 @@ def clear() -> None:
 
 
 def fingerprint(conn: sa.Connection, studies: list[StudyRef]) -> tuple[Any, ...]:
-    marks = ", ".join(f":s{i}" for i in range(len(studies)))
-    rows = fetch(conn,
-        "SELECT study_id, count(*), count(datetime_start), count(datetime_complete), "
-        f"max(trial_id), max(datetime_complete) FROM trials WHERE study_id IN ({marks}) "
-        "GROUP BY study_id ORDER BY study_id",
-        {f"s{i}": s.study_id for i, s in enumerate(studies)})
-    return tuple(tuple(str(v) for v in row) for row in rows)
+    """Equal as long as no trial of these studies was added, started or finished."""
+    return optuna_tables.change_marks(conn, [s.study_id for s in studies])
 
 
 def cached(
-    conn: sa.Connection, key: tuple[Any, ...], studies: list[StudyRef],
+    conn: sa.Connection,
+    key: tuple[Any, ...],
+    studies: list[StudyRef],
     build: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
     """``build()``'s figure, or a copy of the cached one if the studies have not changed."""

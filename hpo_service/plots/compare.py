@@ -10,13 +10,12 @@ import sqlalchemy as sa
 from hpo_service.plots import data
 from hpo_service.plots.figure import Figure, add_note, base_layout, color, empty_figure, nums
 from hpo_service.plots.kinds_objective import best_so_far, edf_trace, edf_xy
-from hpo_service.plots.times import read_times
 
 
 def _completed(conn: sa.Connection, study: data.StudyRef) -> tuple[data.Objective, np.ndarray]:
     """Objective 0 and, per trial, hours from the study's first trial start to its completion."""
     obj = data.read_objective(conn, study, 0)
-    times = read_times(conn, study)
+    times = data.read_times(conn, study)
     if times.start.size == 0 or np.isnan(times.start).all():
         return obj, np.full(len(obj), np.nan)
     origin = np.nanmin(times.start)

@@ -20,7 +20,6 @@ from hpo_service.plots.figure import (
     shown_note,
 )
 from hpo_service.plots.options import Request
-from hpo_service.plots.times import read_times
 
 MAX_TIMELINE = 20_000
 MAX_CURVES = 200
@@ -45,7 +44,7 @@ def _segments(start: np.ndarray, end: np.ndarray, numbers: np.ndarray) -> tuple[
 
 
 def timeline(req: Request) -> Figure:
-    t = read_times(req.conn, req.study, ("COMPLETE", "PRUNED", "FAIL", "RUNNING"))
+    t = data.read_times(req.conn, req.study, ("COMPLETE", "PRUNED", "FAIL", "RUNNING"))
     title = f"Timeline — {req.study.name}"
     started = ~np.isnan(t.start)
     if not started.any():
@@ -89,7 +88,7 @@ def timeline(req: Request) -> Figure:
 def _group_of(req: Request, trial_ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Optimizer choice index per trial (0 for all when there is no optimizer param)."""
     params = data.read_params(
-        req.conn, req.study, trial_ids, ["optimizer"], states="'COMPLETE', 'PRUNED'"
+        req.conn, req.study, trial_ids, ["optimizer"], states=("COMPLETE", "PRUNED")
     )
     opt = params.get("optimizer")
     if opt is None or not opt.categorical:

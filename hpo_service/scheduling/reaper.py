@@ -21,15 +21,17 @@ from datetime import timedelta
 from typing import Any
 
 import optuna
-from sqlalchemy import JSON, Engine, Integer, String, select, text, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from hpo_service.scheduling.outcomes import fail_and_requeue
 from hpo_service.scheduling.registry import mark_lost
 from hpo_service.spec import StudySpec, load_stored_spec
+from hpo_service.store import optuna_tables
 from hpo_service.store.clock import db_now, utcnow
 from hpo_service.store.db import rows_changed, session_scope
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, TrialRun
+from hpo_service.store.optuna_tables import Orphan
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +106,6 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
     return status
 
 
-_ORPHANS = text(
-    "SELECT t.trial_id, s.study_name, h.spec FROM trials t "
-    "JOIN studies s ON s.study_id = t.study_id JOIN hpo_studies h ON h.name = s.study_name "
-    "WHERE t.state = 'RUNNING' AND NOT EXISTS ("
-    "SELECT 1 FROM hpo_trial_runs r WHERE r.optuna_trial_id = t.trial_id "
-    "AND r.status IN ('running', 'reaping'))"
-).columns(trial_id=Integer, study_name=String, spec=JSON)
-
 # When this process first saw each orphan candidate, by (database, trial id). A trial is an
 # orphan only if it stays unheld for the whole grace period: a worker records its trial on its
 # run a moment after asking for it. Optuna's own start time cannot serve: it is the local,
@@ -120,20 +114,20 @@ _orphans_seen: dict[tuple[str, int], float] = {}
 _orphans_lock = threading.Lock()
 
 
-def _confirmed_orphans(database: str, rows: list[Any], stale_after_s: float) -> list[Any]:
+def _confirmed_orphans(database: str, rows: list[Orphan], stale_after_s: float) -> list[Orphan]:
     now = time.monotonic()
-    current = {(database, int(row[0])) for row in rows}
+    current = {(database, row.trial_id) for row in rows}
     with _orphans_lock:
         for key in [k for k in _orphans_seen if k[0] == database and k not in current]:
             del _orphans_seen[key]
         seen = {key: _orphans_seen.setdefault(key, now) for key in current}
-    return [row for row in rows if now - seen[(database, int(row[0]))] >= stale_after_s]
+    return [row for row in rows if now - seen[(database, row.trial_id)] >= stale_after_s]
 
 
 def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list[str]:
     """Fail (and requeue) RUNNING trials of service studies that no running run holds."""
     with engine.connect() as conn:
-        rows = list(conn.execute(_ORPHANS))
+        rows = optuna_tables.orphan_trials(conn)
     database = engine.url.render_as_string(hide_password=True)
     outcomes = []
     for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):

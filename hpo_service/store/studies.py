@@ -16,17 +16,17 @@ from typing import Any
 
 import optuna
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hpo_service.config import Settings
 from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
 from hpo_service.spec.sampling import build_pruner, build_sampler, grid_space
+from hpo_service.store import optuna_tables
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
 from hpo_service.store.models import StudyRecord
 
-TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "start": ({"created", "paused"}, "running"),
     "resume": ({"created", "paused"}, "running"),
@@ -195,16 +195,8 @@ def load_optuna_study(storage: optuna.storages.BaseStorage, info: StudyInfo) -> 
 
 def trial_counts(engine: Engine, name: str) -> dict[str, int]:
     """Trials by Optuna state name, from one grouped query (no trial objects are built)."""
-    sql = text(
-        "SELECT t.state, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-        "WHERE s.study_name = :name GROUP BY t.state"
-    )
-    counts = dict.fromkeys(TRIAL_STATES, 0)
     with engine.connect() as conn:
-        for state, n in conn.execute(sql, {"name": name}):
-            key = state.name if hasattr(state, "name") else str(state)
-            counts[key] = int(n)
-    return counts
+        return optuna_tables.counts_by_state(conn, name)
 
 
 def best_trial(storage: optuna.storages.BaseStorage, info: StudyInfo) -> dict[str, Any] | None:
@@ -221,14 +213,8 @@ def best_trial(storage: optuna.storages.BaseStorage, info: StudyInfo) -> dict[st
 
 def requeued_failures(engine: Engine, name: str) -> int:
     """FAIL trials whose parameters were queued again: attempts that use up no budget."""
-    sql = text(
-        "SELECT COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-        "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-        "WHERE s.study_name = :name AND t.state = 'FAIL' AND a.key = 'hpo_requeued' "
-        "AND a.value_json = 'true'"
-    )
     with engine.connect() as conn:
-        return int(conn.execute(sql, {"name": name}).scalar() or 0)
+        return optuna_tables.count_with_user_attr(conn, name, "FAIL", "hpo_requeued", True)
 
 
 def summarize(settings: Settings, info: StudyInfo) -> dict[str, Any]:

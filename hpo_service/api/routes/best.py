@@ -20,29 +20,18 @@ from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
+from hpo_service.store import optuna_tables as ot
 from hpo_service.store.studies import StudyInfo, get_study
 
 if TYPE_CHECKING:
     from hpo_service.train import Predictor
 
 router = APIRouter(prefix="/api/studies/{name}", tags=["best model"])
-_VALUE_TYPE = sa.cast(q.VALUES.c.value_type, sa.String(16))
-
-
-def _complete_values(conn: sa.Connection, sid: int, objective: int | None) -> sa.Select[Any]:
-    query = (
-        sa.select(q.TRIALS.c.trial_id, q.VALUES.c.objective, q.VALUES.c.value)
-        .join(q.VALUES, q.VALUES.c.trial_id == q.TRIALS.c.trial_id)
-        .where(q.TRIALS.c.study_id == sid, q.STATE == "COMPLETE", _VALUE_TYPE == "FINITE")
-    )
-    return query if objective is None else query.where(q.VALUES.c.objective == objective)
 
 
 def _single_best(conn: sa.Connection, sid: int, direction: str) -> list[int]:
-    value = q.VALUES.c.value
-    order = value.asc() if direction == "minimize" else value.desc()
-    query = _complete_values(conn, sid, 0).order_by(order, q.TRIALS.c.trial_id).limit(1)
-    return [row[0] for row in conn.execute(query)]
+    found = ot.best_by_value(conn, sid, 0, minimize=direction == "minimize")
+    return [] if found is None else [found]
 
 
 def pareto_front(losses: np.ndarray) -> np.ndarray:
@@ -59,7 +48,7 @@ def pareto_front(losses: np.ndarray) -> np.ndarray:
 
 def _pareto_best(conn: sa.Connection, sid: int, directions: list[str]) -> list[int]:
     table: dict[int, list[float]] = {}
-    for trial_id, objective, value in conn.execute(_complete_values(conn, sid, None)):
+    for trial_id, objective, value in ot.complete_finite_values(conn, sid):
         table.setdefault(trial_id, [np.nan] * len(directions))[objective] = value
     ids = [t for t, v in table.items() if not np.isnan(v).any()]
     if not ids:

@@ -14,7 +14,8 @@ from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import TrialDetail, TrialPage
 from hpo_service.api.trial_views import csv_lines, trial_detail, trial_outs
-from hpo_service.store.studies import TRIAL_STATES, StudyError, get_study
+from hpo_service.store.optuna_tables import TRIAL_STATES
+from hpo_service.store.studies import StudyError, get_study
 
 router = APIRouter(prefix="/api/studies/{name}", tags=["trials"])
 
