@@ -12,9 +12,13 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from hpo_service.cli import predict
 from hpo_service.cli.train import CliError, register, resolve_params
 from hpo_service.config import get_settings
-from hpo_service.spec import SearchSpace, load_spec
+from hpo_service.spec import SearchSpace, load_spec, parse_spec
+from hpo_service.store.db import get_storage, migrate
+from hpo_service.store.studies import create_study
+from tests.conftest import tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +33,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer
     get_settings.cache_clear()
     app = typer.Typer()
     register(app)
+    predict.register(app)
     yield app
     get_settings.cache_clear()
 
@@ -146,8 +151,10 @@ def test_predict_uses_the_best_trials_artifacts(cli: typer.Typer, tmp_path: Path
     art = tmp_path / "trial-0"
     trained = CliRunner().invoke(cli, ["train", str(spec), "--epochs", "2", "--save", str(art)])
     assert trained.exit_code == 0, trained.output
-    storage = get_settings().database_url
-    study = optuna.create_study(study_name="spots", storage=storage)
+    cfg = get_settings()
+    migrate(cfg)
+    create_study(cfg, parse_spec(tiny_spec("spots")))
+    study = optuna.load_study(study_name="spots", storage=get_storage(cfg))
     study.add_trial(optuna.trial.create_trial(value=5.0, user_attrs={"artifact_dir": str(art)}))
     study.add_trial(optuna.trial.create_trial(value=9.0, user_attrs={"artifact_dir": "/gone"}))
     series = tmp_path / "series.csv"
@@ -160,7 +167,10 @@ def test_predict_uses_the_best_trials_artifacts(cli: typer.Typer, tmp_path: Path
     assert payload["trial"] == 0 and len(payload["predictions"]) == 1
     assert CliRunner().invoke(cli, ["predict", "spots", "-i", str(series)]).exit_code == 0
     missing = CliRunner().invoke(cli, ["predict", "nope", "--input", str(series)])
-    assert missing.exit_code == 2 and "no study named 'nope'" in missing.stderr
+    assert missing.exit_code == 2 and "'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    gone = CliRunner().invoke(cli, ["predict", "spots", "--trial", "1", "-i", str(series)])
+    assert gone.exit_code == 2 and "artifact file missing" in gone.stderr
     short = tmp_path / "short.txt"
     short.write_text("1\n2\n")
     too_short = CliRunner().invoke(cli, ["predict", "spots", "--input", str(short)])

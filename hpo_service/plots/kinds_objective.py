@@ -21,6 +21,7 @@ from hpo_service.plots.figure import (
     shown_note,
 )
 from hpo_service.plots.options import Request
+from hpo_service.store.best import losses, pareto_mask
 
 MAX_EDF_POINTS = 500
 MAX_STRIP_PER_GROUP = 400
@@ -201,20 +202,6 @@ def _strips(keys: np.ndarray, values: np.ndarray, present: np.ndarray, loss: np.
     return traces
 
 
-def pareto_mask(loss: np.ndarray) -> np.ndarray:
-    """Non-dominated rows of ``loss`` (n, k), lower is better; duplicates keep one copy."""
-    order = np.lexsort(loss.T[::-1])
-    cand = order
-    front = []
-    while cand.size:
-        i = cand[0]  # lexicographically smallest remaining: nobody left dominates it
-        front.append(i)
-        cand = cand[np.any(loss[cand] < loss[i], axis=1)]
-    mask = np.zeros(loss.shape[0], dtype=bool)
-    mask[front] = True
-    return mask
-
-
 def _objective_index(raw: str | None, default: int, n: int, which: str) -> int:
     if raw is None:
         return default
@@ -237,10 +224,10 @@ def pareto_front(req: Request) -> Figure:
     title = f"Pareto front — {req.study.name}"
     if numbers.size == 0:
         return empty_figure(title)
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in req.study.directions])
-    on_front = pareto_mask(values * signs)
+    loss = losses(values, list(req.study.directions))
+    on_front = pareto_mask(loss)
     others = np.flatnonzero(~on_front)
-    picked = others[sample_indices(np.sum(values[others] * signs, axis=1), MAX_PARETO_OTHERS, 0)]
+    picked = others[sample_indices(np.sum(loss[others], axis=1), MAX_PARETO_OTHERS, 0)]
     traces = []
     for name, idx, style in (
         ("other trials", picked, {"color": "#9aa4b1", "size": 4}),

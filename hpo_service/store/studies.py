@@ -23,6 +23,7 @@ from hpo_service.config import Settings
 from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
 from hpo_service.spec.sampling import build_pruner, build_sampler, grid_space
 from hpo_service.store import optuna_tables
+from hpo_service.store.best import best_trial_ids
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
 from hpo_service.store.models import StudyRecord
@@ -199,15 +200,17 @@ def trial_counts(engine: Engine, name: str) -> dict[str, int]:
         return optuna_tables.counts_by_state(conn, name)
 
 
-def best_trial(storage: optuna.storages.BaseStorage, info: StudyInfo) -> dict[str, Any] | None:
-    """The best COMPLETE trial of a single-objective study; None if none or multi-objective."""
+def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
+    """The best COMPLETE trial of a single-objective study (:mod:`.best`'s rule); None if none
+    or multi-objective (whose best is the front, in the API's /best)."""
     if info.spec.is_multi_objective:
         return None
-    study_id = storage.get_study_id_from_name(info.name)
-    try:
-        trial = storage.get_best_trial(study_id)
-    except ValueError:
+    with get_engine(settings).connect() as conn:
+        sid = optuna_tables.study_id(conn, info.name)
+        ids = [] if sid is None else best_trial_ids(conn, sid, info.spec.directions)
+    if not ids:
         return None
+    trial = get_storage(settings).get_trial(ids[0])
     return {"number": trial.number, "value": trial.value, "params": trial.params}
 
 
@@ -232,7 +235,7 @@ def summarize(settings: Settings, info: StudyInfo) -> dict[str, Any]:
         "n_trials": info.n_trials,
         "finished": finished,
         "counts": counts,
-        "best": best_trial(get_storage(settings), info),
+        "best": best_trial(settings, info),
         "created_at": info.created_at.isoformat(),
         "started_at": info.started_at.isoformat() if info.started_at else None,
         "finished_at": info.finished_at.isoformat() if info.finished_at else None,

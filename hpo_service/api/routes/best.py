@@ -11,7 +11,6 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
@@ -20,7 +19,7 @@ from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
-from hpo_service.store import optuna_tables as ot
+from hpo_service.store.best import NeedsChoice, best_trial_ids, serving_trial_id
 from hpo_service.store.studies import StudyInfo, get_study
 
 if TYPE_CHECKING:
@@ -29,43 +28,8 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/api/studies/{name}", tags=["best model"])
 
 
-def _single_best(conn: sa.Connection, sid: int, direction: str) -> list[int]:
-    found = ot.best_by_value(conn, sid, 0, minimize=direction == "minimize")
-    return [] if found is None else [found]
-
-
-def pareto_front(losses: np.ndarray) -> np.ndarray:
-    """Indices of rows no other row dominates (all objectives minimised)."""
-    order = np.lexsort(losses.T[::-1])
-    front: list[int] = []
-    for i in order:
-        row = losses[i]
-        dominated = any(np.all(losses[j] <= row) and np.any(losses[j] < row) for j in front)
-        if not dominated:
-            front.append(int(i))
-    return np.array(sorted(front), dtype=int)
-
-
-def _pareto_best(conn: sa.Connection, sid: int, directions: list[str]) -> list[int]:
-    table: dict[int, list[float]] = {}
-    for trial_id, objective, value in ot.complete_finite_values(conn, sid):
-        table.setdefault(trial_id, [np.nan] * len(directions))[objective] = value
-    ids = [t for t, v in table.items() if not np.isnan(v).any()]
-    if not ids:
-        return []
-    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
-    losses = np.array([table[t] for t in ids]) * signs
-    return [ids[i] for i in pareto_front(losses)]
-
-
 def best_rows(conn: sa.Connection, info: StudyInfo) -> list[q.TrialRow]:
-    sid = q.study_id(conn, info.name)
-    directions = info.spec.directions
-    ids = (
-        _pareto_best(conn, sid, directions)
-        if len(directions) > 1
-        else _single_best(conn, sid, directions[0])
-    )
+    ids = best_trial_ids(conn, q.study_id(conn, info.name), info.spec.directions)
     rows = q.by_ids(conn, ids)
     if not rows:
         raise ApiError(404, f"study {info.name!r} has no completed trial yet", "name")
@@ -105,10 +69,12 @@ def predictor_for(artifact_dir: Any, number: int) -> Predictor:
 
 def _pick(conn: sa.Connection, info: StudyInfo, trial: int | None) -> q.TrialRow:
     if trial is None:
-        if info.spec.is_multi_objective:
+        try:
+            serving_trial_id(conn, q.study_id(conn, info.name), info.spec.directions)
+        except NeedsChoice:
             raise ApiError(
                 422, "required for a multi-objective study (pick one from /best)", "trial"
-            )
+            ) from None
         return best_rows(conn, info)[0]
     row = q.by_number(conn, q.study_id(conn, info.name), trial)
     if row is None:

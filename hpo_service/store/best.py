@@ -1,0 +1,72 @@
+"""The best trial and the Pareto front: one rule for the API, the CLI, summaries and plots.
+
+Single objective: the COMPLETE trial with the best finite value; among equal values the first
+(lowest trial id), so the answer never changes while nothing better arrives. Several
+objectives: there is no single best, there is the Pareto front, the COMPLETE trials no other
+trial dominates. Trials with identical values are all on the front (neither dominates the
+other): they are different trials a user may want to compare. Whatever must serve predictions
+from "the best" model of a multi-objective study asks the caller to pick a trial from the front
+instead of guessing (:class:`NeedsChoice`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sqlalchemy as sa
+
+from hpo_service.store import optuna_tables as ot
+
+
+class NeedsChoice(ValueError):
+    """A multi-objective study has no single best trial: name one from the Pareto front."""
+
+
+def pareto_mask(loss: np.ndarray) -> np.ndarray:
+    """Rows of ``loss`` (n, k; lower is better in every column) that no other row dominates.
+
+    The lexicographically smallest remaining row is never dominated by a remaining row, so it
+    is on the front; rows it dominates leave, its exact duplicates join it on the front."""
+    cand = np.lexsort(loss.T[::-1])
+    mask = np.zeros(loss.shape[0], dtype=bool)
+    while cand.size:
+        best = loss[cand[0]]
+        same = np.all(loss[cand] == best, axis=1)
+        mask[cand[same]] = True
+        cand = cand[~same & np.any(loss[cand] < best, axis=1)]
+    return mask
+
+
+def losses(values: np.ndarray, directions: list[str]) -> np.ndarray:
+    """Objective values turned into losses: maximised objectives change sign."""
+    signs = np.array([1.0 if d == "minimize" else -1.0 for d in directions])
+    return values * signs
+
+
+def pareto_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) -> list[int]:
+    """Trial ids on the Pareto front of a study's COMPLETE trials with all values finite."""
+    table: dict[int, list[float]] = {}
+    for trial_id, objective, value in ot.complete_finite_values(conn, study_id):
+        table.setdefault(trial_id, [np.nan] * len(directions))[objective] = value
+    ids = sorted(t for t, v in table.items() if not np.isnan(v).any())
+    if not ids:
+        return []
+    mask = pareto_mask(losses(np.array([table[t] for t in ids]), directions))
+    return [t for t, on in zip(ids, mask, strict=True) if on]
+
+
+def best_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) -> list[int]:
+    """The best trial (one id) or, for several objectives, the Pareto front; [] before any
+    COMPLETE trial."""
+    if len(directions) > 1:
+        return pareto_trial_ids(conn, study_id, directions)
+    found = ot.best_by_value(conn, study_id, 0, minimize=directions[0] == "minimize")
+    return [] if found is None else [found]
+
+
+def serving_trial_id(conn: sa.Connection, study_id: int, directions: list[str]) -> int | None:
+    """The trial whose model serves predictions when none is named: the single objective's best
+    (None before any COMPLETE trial); a multi-objective study raises :class:`NeedsChoice`."""
+    if len(directions) > 1:
+        raise NeedsChoice("a multi-objective study has no single best trial: pick one from /best")
+    ids = best_trial_ids(conn, study_id, directions)
+    return ids[0] if ids else None
