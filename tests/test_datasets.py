@@ -13,6 +13,7 @@ from hpo_service.data.sources import DataRoots
 from hpo_service.spec import SpecError, parse_spec
 from hpo_service.store import uploads as ds
 from hpo_service.store.db import get_engine
+from hpo_service.store.intake import apply_upload
 from hpo_service.store.studies import create_study
 from hpo_service.store.upload_limits import CsvShape, UploadLimits
 from tests.conftest import make_settings, tiny_spec
@@ -60,7 +61,7 @@ def test_forecasting_upload_is_stored_under_a_generated_name_and_loads(cfg: Sett
     assert info.rows == 60 and info.header == ["year", "spots"] and info.kind == "forecasting"
     assert info.mapping == {"value_column": "spots", "time_column": "year"}
     assert len(list(stored.parent.iterdir())) == 1  # the name never reached the file system
-    raw = ds.apply_upload(get_engine(cfg), tiny_spec("up", task={"dataset": info.dataset}))
+    raw = apply_upload(get_engine(cfg), tiny_spec("up", task={"dataset": info.dataset}))
     spec = parse_spec(raw)
     assert spec.task.value_column == "spots" and spec.task.kind == "forecasting"
     data = load_dataset(spec.task, DataRoots.from_settings(cfg), cfg.cache_dir)  # finds it
@@ -200,7 +201,7 @@ def test_list_get_delete_and_refuse_delete_while_a_study_uses_it(cfg: Settings) 
     assert ds.get_upload(engine, text.id).mapping["label_column"] == "cls"
     create_study(
         cfg,
-        parse_spec(ds.apply_upload(engine, tiny_spec("uses", task={"dataset": series.dataset}))),
+        parse_spec(apply_upload(engine, tiny_spec("uses", task={"dataset": series.dataset}))),
     )
     with pytest.raises(ds.UploadError) as caught:
         ds.delete_upload(cfg, series.id)
@@ -215,14 +216,14 @@ def test_list_get_delete_and_refuse_delete_while_a_study_uses_it(cfg: Settings) 
 def test_spec_naming_a_missing_or_other_kind_upload_is_refused(cfg: Settings) -> None:
     engine = get_engine(cfg)
     with pytest.raises(SpecError) as missing:
-        ds.apply_upload(engine, tiny_spec(task={"dataset": "upload:nope"}))
+        apply_upload(engine, tiny_spec(task={"dataset": "upload:nope"}))
     assert missing.value.messages[0].startswith("task.dataset: 'upload:nope' is not an upload id")
     for bad in ("upload:../x", "upload:abc/def", "upload:0123456789ABCDEF"):
         with pytest.raises(SpecError) as malformed:
-            ds.apply_upload(engine, tiny_spec(task={"dataset": bad}))
+            apply_upload(engine, tiny_spec(task={"dataset": bad}))
         assert "is not an upload id" in malformed.value.messages[0]
     with pytest.raises(SpecError) as unknown:
-        ds.apply_upload(engine, tiny_spec(task={"dataset": "upload:0123456789abcdef"}))
+        apply_upload(engine, tiny_spec(task={"dataset": "upload:0123456789abcdef"}))
     assert unknown.value.messages[0].startswith("task.dataset: no uploaded dataset")
     info = ds.save_upload(
         cfg,
@@ -233,9 +234,9 @@ def test_spec_naming_a_missing_or_other_kind_upload_is_refused(cfg: Settings) ->
     )
     task = {"dataset": info.dataset, "kind": "text_classification"}
     with pytest.raises(SpecError) as other:
-        ds.apply_upload(engine, tiny_spec(task=task))
+        apply_upload(engine, tiny_spec(task=task))
     assert other.value.messages[0].startswith("task.kind: uploaded dataset")
-    explicit = ds.apply_upload(
+    explicit = apply_upload(
         engine, tiny_spec(task={"dataset": info.dataset, "value_column": "x"})
     )
     assert explicit["task"]["value_column"] == "x"  # the spec's own choice wins

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hpo_service"
 
 #: The rows of docs/architecture.md: a module may import its own row or lower rows.
 ROWS: dict[str, int] = {
-    "config": 0, "devices": 0, "jsonsafe": 0, "spec": 0,
+    "config": 0, "devices": 0, "jsonsafe": 0, "messages": 0, "spec": 0,
     "data": 1,
     "train": 2,
     "store": 3, "plots": 3,

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from hpo_service.cli.common import console, err_console, print_json, settings
 from hpo_service.config import Settings
-from hpo_service.spec import SpecLimits, load_spec
+from hpo_service.spec import SpecLimits
 from hpo_service.store import db
+from hpo_service.store.intake import intake_file
 from hpo_service.store.studies import (
     StudyExists,
     StudyInfo,
@@ -52,7 +53,7 @@ def study_create(
     """Create a study from a YAML or JSON spec."""
     cfg = settings()
     db.check_schema(cfg)
-    info = create_study(cfg, load_spec(file, _limits(cfg)), start=start)
+    info = create_study(cfg, intake_file(db.get_engine(cfg), file, _limits(cfg)), start=start)
     console.print(f"created study [bold]{info.name}[/bold] ({info.state})")
 
 
@@ -140,7 +141,7 @@ def study_delete(
 
 
 def _ensure_running(cfg: Settings, file: Path) -> StudyInfo:
-    spec = load_spec(file, _limits(cfg))
+    spec = intake_file(db.get_engine(cfg), file, _limits(cfg))
     engine = db.get_engine(cfg)
     try:
         info = create_study(cfg, spec, start=True)

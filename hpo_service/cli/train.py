@@ -27,9 +27,10 @@ from hpo_service.spec import (
     SpecLimits,
     StudySpec,
     format_errors,
-    load_spec,
 )
 from hpo_service.spec.limits import check_limits
+from hpo_service.store.db import get_engine
+from hpo_service.store.intake import intake_file
 
 err = Console(stderr=True)
 
@@ -137,7 +138,7 @@ def run_train(
 
     settings = load_settings()
     limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
-    spec = load_spec(file, limits)
+    spec = intake_file(get_engine(settings), file, limits)
     params = resolve_params(spec.search_space, overrides)
     _within_limits(spec, params, limits)
     _check_device(device or settings.device)

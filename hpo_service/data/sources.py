@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hpo_service.data.prepared import DatasetError
+from hpo_service.messages import short_names
 from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, TaskSpec
 
 if TYPE_CHECKING:
@@ -69,14 +69,6 @@ class DataRoots:
             return value
         return cls(data_dir=Path(value) if value is not None else None)
 
-
-
-def short_names(names: Iterable[object], limit: int = 5, width: int = 40) -> str:
-    """At most ``limit`` names, each cut to ``width`` characters, so error bodies stay small."""
-    listed = [str(n) for n in names]
-    shown = [n if len(n) <= width else n[: width - 3] + "..." for n in listed[:limit]]
-    more = f" and {len(listed) - limit} more" if len(listed) > limit else ""
-    return ", ".join(shown) + more
 
 
 def _is_file(path: Path) -> bool:

@@ -55,14 +55,24 @@ def parse_spec_text(
     return parse_spec(data, limits)
 
 
-def load_spec(path: str | Path, limits: SpecLimits | None = None) -> StudySpec:
-    """Load a spec file; ``.json`` is parsed as JSON, anything else as YAML (intake)."""
+def read_spec_file(path: str | Path) -> Any:
+    """A spec file's decoded content (``.json`` as JSON, anything else as YAML), not validated:
+    :mod:`hpo_service.store.intake` validates it with what the database knows (uploads)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SpecError([f"spec: cannot read {file}: {error.strerror}"]) from None
-    return parse_spec_text(text, "json" if file.suffix.lower() == ".json" else "yaml", limits)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise SpecError([f"spec: cannot read {file}: {reason}"]) from None
+    try:
+        return decode_spec_text(text, "json" if file.suffix.lower() == ".json" else "yaml")
+    except DecodeError as error:
+        raise SpecError([f"spec: {error}"]) from None
+
+
+def load_spec(path: str | Path, limits: SpecLimits | None = None) -> StudySpec:
+    """Load and validate a spec file that names no upload (intake; see ``store.intake``)."""
+    return parse_spec(read_spec_file(path), limits)
 
 
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:

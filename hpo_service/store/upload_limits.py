@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from hpo_service.data.sources import short_names
+from hpo_service.messages import short_names
 
 if TYPE_CHECKING:
     from hpo_service.config import Settings

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, func, select
 
 from hpo_service.config import Settings
-from hpo_service.data.sources import short_names
-from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, Kind, SpecError
+from hpo_service.messages import short_names
+from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, Kind
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import DatasetRecord, StudyRecord
 from hpo_service.store.upload_limits import (  # UploadError, read_limited: importable from here too
@@ -262,27 +262,3 @@ def delete_upload(settings: Settings, dataset_id: str) -> None:
     if UPLOAD_ID.fullmatch(dataset_id):
         with contextlib.suppress(OSError):
             (uploads_dir(settings) / f"{dataset_id}.csv").unlink()
-
-
-def apply_upload(engine: Engine, raw: Any) -> Any:
-    """Fill a raw spec's column fields from the upload it names, and check the upload exists
-    and is of the spec's kind. Anything that is not an upload spec passes through unchanged."""
-    task = raw.get("task") if isinstance(raw, dict) else None
-    if not isinstance(task, dict):
-        return raw
-    dataset = task.get("dataset")
-    if not (isinstance(dataset, str) and dataset.startswith(UPLOAD_PREFIX)):
-        return raw
-    upload_id = dataset[len(UPLOAD_PREFIX) :]
-    if not UPLOAD_ID.fullmatch(upload_id):
-        raise SpecError([f"task.dataset: {dataset[:60]!r} is not an upload id (16 hex digits)"])
-    try:
-        info = get_upload(engine, upload_id)
-    except UploadError:
-        raise SpecError(
-            [f"task.dataset: no uploaded dataset {dataset!r} (see GET /api/datasets)"]
-        ) from None
-    if task.get("kind", info.kind) != info.kind:
-        raise SpecError([f"task.kind: uploaded dataset {info.id} is a {info.kind} dataset"])
-    filled = {key: value for key, value in info.mapping.items() if value is not None}
-    return {**raw, "task": {"kind": info.kind, **filled, **task}}

@@ -16,7 +16,8 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
 from hpo_service.api.study_views import study_out
-from hpo_service.spec import SpecError, parse_spec
+from hpo_service.spec import SpecError
+from hpo_service.store.intake import intake
 from hpo_service.store.models import STUDY_STATES
 from hpo_service.store.studies import (
     create_study,
@@ -26,7 +27,6 @@ from hpo_service.store.studies import (
     transition,
     trial_counts,
 )
-from hpo_service.store.uploads import apply_upload
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 JSON_TYPES = ("application/json",)
@@ -120,7 +120,7 @@ def create(
         bool, Query(description="Start it at once (workers may claim trials).")
     ] = False,
 ) -> StudyOut:
-    spec = parse_spec(apply_upload(engine, data), settings.spec_limits())
+    spec = intake(engine, data, settings.spec_limits())
     info = create_study(settings, spec, start=start)
     response.headers["Location"] = f"/api/studies/{info.name}"
     return study_out(settings, info)
