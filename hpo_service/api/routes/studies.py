@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import optuna
 import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
@@ -85,14 +86,8 @@ def _decode(media: str, text: str) -> Any:
         raise ApiError(400, "nested too deeply", "body") from None
 
 
-async def spec_body(request: Request) -> Any:
-    """The request body decoded by its Content-Type (JSON by default, or YAML)."""
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if not (media in JSON_TYPES or media.endswith("+json") or media in YAML_TYPES):
-        raise ApiError(
-            415, f"unsupported {media!r}: send application/json or application/yaml", "Content-Type"
-        )
-    raw = await request.body()
+def decode_spec(media: str, raw: bytes) -> Any:
+    """The spec body as Python data; CPU-bound (pure-Python YAML takes seconds on a large body)."""
     if not raw.strip():
         raise ApiError(400, "empty: send the study spec as JSON or YAML", "body")
     try:
@@ -102,6 +97,19 @@ async def spec_body(request: Request) -> Any:
     data = _decode(media, text)
     _reject_non_finite(data)
     return data
+
+
+async def spec_body(request: Request) -> Any:
+    """The request body decoded by its Content-Type (JSON by default, or YAML). The body is
+    read here on the event loop (it streams in, within HPO_MAX_BODY_MB), but decoded in the
+    thread pool, so that one large spec never stalls ``/healthz`` and every other request."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if not (media in JSON_TYPES or media.endswith("+json") or media in YAML_TYPES):
+        raise ApiError(
+            415, f"unsupported {media!r}: send application/json or application/yaml", "Content-Type"
+        )
+    raw = await request.body()
+    return await run_in_threadpool(decode_spec, media, raw)
 
 
 @router.post(
