@@ -126,10 +126,9 @@ def allowed_methods(request: Request) -> list[str]:
     and answer their own 405, so they are left out."""
     scope = request.scope
     root = scope.get("app_root_path", scope.get("root_path", ""))
-    allowed = []
+    routes, allowed = request.app.router.routes, []
     for method in HTTP_METHODS:
         probe = {"type": "http", "method": method, "path": scope["path"], "root_path": root}
-        routes = request.app.router.routes
         if any(not isinstance(r, Mount) and r.matches(probe)[0] == Match.FULL for r in routes):
             allowed.append(method)
     return allowed
