@@ -72,10 +72,8 @@ def test_the_token_is_checked_before_any_body_is_read(migrated: Settings) -> Non
         assert malformed.status_code == 400 and counter.bytes_read > 0  # the counter counts
 
 
-def test_every_body_has_a_limit_and_uploads_have_their_own(
-    migrated: Settings, tmp_path: Path
-) -> None:
-    cfg = secured(migrated, max_body_mb=0.05, max_upload_mb=0.2, data_dir=tmp_path / "data")
+def test_every_body_has_a_limit_and_uploads_have_their_own(migrated: Settings) -> None:
+    cfg = secured(migrated, max_body_mb=0.05, max_upload_mb=0.2)
     big = b'{"params": {"x": "' + b"x" * 100_000 + b'"}}'
 
     def chunks() -> Iterator[bytes]:
