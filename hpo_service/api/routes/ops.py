@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @router.get("/healthz", response_model=StatusOut, summary="The process is up")
 async def healthz() -> StatusOut:
-    """On the event loop itself (no thread-pool hop): it answers exactly when the loop does."""
+    # async: answered on the event loop itself (no thread-pool hop), exactly when the loop is free
     return StatusOut(status="ok")
 
 
@@ -53,8 +53,9 @@ def readiness_problem(settings: Settings) -> str | None:
     except (SQLAlchemyError, OSError) as error:
         log.warning("readyz: %s: %s", DATABASE_UNAVAILABLE, error)
         return DATABASE_UNAVAILABLE
-    if current != head_revision():
-        log.warning("readyz: service schema at %s, this code needs %s", current, head_revision())
+    head = head_revision()
+    if current != head:
+        log.warning("readyz: service schema at %s, this code needs %s", current, head)
         return SCHEMA_OUTDATED
     return None
 
