@@ -70,7 +70,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running trial without heartbeat this long is reaped."
     )
     poll_interval_s: float = Field(default=2.0, gt=0, description="Idle worker poll period.")
-    max_upload_mb: float = Field(default=50.0, gt=0, description="Dataset upload size limit.")
+    max_upload_mb: float = Field(
+        default=50.0, gt=0, description="Dataset upload size limit (POST /api/datasets only)."
+    )
+    max_body_mb: float = Field(
+        default=2.0, gt=0, description="Size limit of every other request body (JSON, YAML)."
+    )
     max_upload_columns: int = Field(
         default=1000, ge=1, description="Most columns an uploaded CSV may have."
     )

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from hpo_service.api import deps
+from hpo_service.api import auth
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings, get_settings
 from hpo_service.scheduling import claims
@@ -103,13 +103,13 @@ def test_auth_on_guards_mutations_with_a_constant_time_compare(
     migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compared: list[tuple[bytes, bytes]] = []
-    real = deps.hmac.compare_digest
+    real = auth.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
     with client(migrated, api_token=SecretStr(TOKEN)) as c:
         missing = c.post("/api/studies", json=tiny_spec("a"))
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
@@ -155,10 +155,11 @@ def test_cors_is_off_by_default_and_follows_the_allow_list(migrated: Settings) -
 
 
 def test_body_limit_answers_413_json(migrated: Settings) -> None:
-    with client(migrated, max_upload_mb=0.01) as c:
+    with client(migrated, max_body_mb=0.01) as c:
         big = b'{"name": "' + b"x" * 200_000 + b'"}'
         declared = c.post("/api/studies", content=big, headers={"Content-Type": "application/json"})
         assert declared.status_code == 413 and "0.01 MB" in declared.json()["detail"]
+        assert "HPO_MAX_BODY_MB" in declared.json()["detail"]
 
         def chunks() -> Iterator[bytes]:
             yield b'{"name": "'

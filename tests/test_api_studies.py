@@ -104,7 +104,9 @@ def test_duplicate_name_is_409_and_unknown_study_is_404_everywhere(api: TestClie
         assert "ghost" in error(api.request(method, path), 404), path
     assert "no trial 7" in error(api.get("/api/studies/dup/trials/7"), 404)
     assert error(api.get("/api/nothing/here"), 404).startswith("no such resource")
-    assert error(api.put("/api/studies"), 405).startswith("method PUT")
+    not_allowed = api.put("/api/studies")
+    assert error(not_allowed, 405).startswith("method PUT")
+    assert not_allowed.headers["allow"] == "GET, POST"  # both routes of the path, not the first
 
 
 def test_query_validation_names_the_parameter(api: TestClient) -> None:

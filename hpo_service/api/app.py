@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from hpo_service import __version__
-from hpo_service.api.deps import require_token
+from hpo_service.api.auth import TokenMiddleware, document_security
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
@@ -34,7 +34,8 @@ DESCRIPTION = """Hyperparameter optimisation of LSTM/GRU models over HTTP.
 
 Errors are JSON: `{"detail": "<field>: <problem>", "errors": [{"field", "message"}]}`.
 With `HPO_API_TOKEN` set, mutating requests need `Authorization: Bearer <token>`
-(reads too when `HPO_AUTH_READS=true`)."""
+(reads too when `HPO_AUTH_READS=true`); the operations that need it declare `bearerAuth`.
+Bodies are limited to `HPO_MAX_BODY_MB` (uploads: `HPO_MAX_UPLOAD_MB`); larger ones get 413."""
 TAGS = [
     {"name": "studies", "description": "Create, inspect and control studies."},
     {"name": "trials", "description": "Trials: paged lists, a polling cursor, details, CSV."},
@@ -51,7 +52,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Bearer token missing or wrong (HPO_API_TOKEN)."},
     404: {"model": ErrorOut, "description": "No such study, trial, dataset or route."},
     409: {"model": ErrorOut, "description": "Conflicts with the current state."},
+    413: {"model": ErrorOut, "description": "Body over HPO_MAX_BODY_MB (uploads: _UPLOAD_MB)."},
     422: {"model": ErrorOut, "description": "Invalid input; detail names the field."},
+    503: {"model": ErrorOut, "description": "Database unavailable; retry (Retry-After)."},
 }
 
 
@@ -70,9 +73,11 @@ def _lifespan(settings: Settings, supervisor: Supervisor) -> Callable[[FastAPI],
     return lifespan
 
 
-def _with_spec_schema(app: FastAPI) -> None:
+def _custom_openapi(app: FastAPI, settings: Settings) -> None:
     """The create route reads its body itself (JSON or YAML), so FastAPI cannot see the spec
-    model; put StudySpec and its parts into the OpenAPI components for it to reference."""
+    model; put StudySpec and its parts into the OpenAPI components for it to reference. The
+    token is checked by a middleware, invisible to FastAPI, so the security requirements are
+    written here from the same rule the middleware applies."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -83,6 +88,7 @@ def _with_spec_schema(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(spec.pop("$defs", {}))
         components["StudySpec"] = spec
+        document_security(schema, settings)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -94,8 +100,11 @@ def _mount_dashboard(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost last: CORS (so even a 413 carries its headers), metrics, body limit."""
-    app.add_middleware(BodyLimitMiddleware, limit_mb=settings.max_upload_mb)
+    """Outermost last: CORS (so even a 401 or 413 carries its headers), metrics, the token gate
+    (before the body limit: no token, no 413 either, and nothing of the body is read), the body
+    limit."""
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(TokenMiddleware, settings=settings)
     app.add_middleware(MetricsMiddleware, latency=app.state.request_latency)
     if settings.cors_origins:
         app.add_middleware(
@@ -123,10 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops.router)
     for module in (studies, trials, workers, datasets, best, plots):
-        app.include_router(
-            module.router, dependencies=[Depends(require_token)], responses=ERROR_RESPONSES
-        )
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     _mount_dashboard(app)
     _add_middleware(app, settings)
-    _with_spec_schema(app)
+    _custom_openapi(app, settings)
     return app

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from hpo_service.plots import PlotError
 from hpo_service.spec import SpecError
@@ -26,6 +27,9 @@ from hpo_service.store.db import SchemaOutdated
 from hpo_service.store.studies import StudyError
 
 log = logging.getLogger(__name__)
+DATABASE_UNAVAILABLE = "database unavailable"
+SCHEMA_OUTDATED = "schema outdated: run hpo migrate"
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class FieldProblem(BaseModel):
@@ -114,16 +118,34 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
     return error_response(status, problems)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path. Starlette's 405 names only the methods of
+    the first route whose path matched, but a path such as ``/api/studies`` has one route per
+    method (GET and POST). Each method is tried against the app's routes through their public
+    ``matches``, which also sees into included routers; mounts (static files) match any method
+    and answer their own 405, so they are left out."""
+    scope = request.scope
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    routes, allowed = request.app.router.routes, []
+    for method in HTTP_METHODS:
+        probe = {"type": "http", "method": method, "path": scope["path"], "root_path": root}
+        if any(not isinstance(r, Mount) and r.matches(probe)[0] == Match.FULL for r in routes):
+            allowed.append(method)
+    return allowed
+
+
 async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     message = str(error.detail)
+    headers = dict(getattr(error, "headers", None) or {})
     if error.status_code == 404 and message == "Not Found":
         message = f"no such resource: {request.url.path}"
     elif error.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
     elif error.status_code == 413 and message in ("Content Too Large", "Request Entity Too Large"):
-        message = "request body is larger than the server accepts (HPO_MAX_UPLOAD_MB)"
-    return error_response(error.status_code, [(None, message)], getattr(error, "headers", None))
+        message = "request body (or one of its form fields) is larger than the server accepts"
+    return error_response(error.status_code, [(None, message)], headers or None)
 
 
 async def _spec(_request: Request, error: Exception) -> JSONResponse:
@@ -143,17 +165,22 @@ def _missing_table(error: Exception) -> bool:
 
 async def _database(request: Request, error: Exception) -> JSONResponse:
     """Lost connections and an unmigrated database are 503 (retry later); a query that is
-    simply wrong is a bug and stays a 500."""
+    simply wrong is a bug and stays a 500. The driver's text names the database host, port and
+    user, so it goes to the server log only; the client learns whether to migrate or wait."""
     if isinstance(error, ProgrammingError) and not _missing_table(error):
         return await _unexpected(request, error)
-    log.error("database unavailable: %s", error)
-    reason = "schema outdated" if isinstance(error, SchemaOutdated) else "unreachable or busy"
-    return error_response(503, [(None, f"database {reason}: {error}"[:500])], {"Retry-After": "5"})
+    log.error("database unavailable on %s %s: %s", request.method, request.url.path, error)
+    outdated = _missing_table(error) or (
+        isinstance(error, SchemaOutdated) and "cannot reach" not in str(error)
+    )
+    message = f"{DATABASE_UNAVAILABLE}: {SCHEMA_OUTDATED}" if outdated else DATABASE_UNAVAILABLE
+    return error_response(503, [(None, message)], {"Retry-After": "5"})
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    """A bug: the traceback goes to the log, the client gets no exception text."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, [(None, f"internal error: {type(error).__name__}")])
+    return error_response(500, [(None, "internal server error (details are in the server log)")])
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,13 +2,18 @@
 
 A trial directory holds ``weights.pt`` (the best epoch's state dict), ``preprocessing.json``
 (vocabulary or scaler, label names, shapes) and ``config.json`` (the resolved TrainConfig plus a
-result summary). JSON rather than pickles so artifacts stay readable and safe to load.
+result summary). JSON rather than pickles so artifacts stay readable and safe to load; the weights
+are read with ``weights_only=True`` for the same reason. A folder that cannot be loaded (a file
+missing, truncated or corrupt, weights that do not fit the described model) raises
+:class:`ArtifactError`, whose message names the file but never its path: it reaches API clients.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,18 @@ from hpo_service.train.config import TrainConfig, TrainResult
 from hpo_service.train.model import RecurrentModel, build_model
 
 WEIGHTS, PREPROCESSING, CONFIG = "weights.pt", "preprocessing.json", "config.json"
+#: What a predictor reads from preprocessing.json, for every kind and per kind.
+STATE_KEYS: dict[str, tuple[str, ...]] = {
+    "forecasting": ("lookback", "scaler"),
+    "text_classification": ("vocab", "max_length"),
+    "sequence_classification": ("seq_shape", "scaler"),
+}
+COMMON_STATE_KEYS = ("kind", "input_size", "n_outputs", "label_names")
+log = logging.getLogger(__name__)
+
+
+class ArtifactError(ValueError):
+    """A trial's saved artifacts cannot be loaded; the message names the file, not its path."""
 
 
 def save_artifacts(
@@ -126,13 +143,65 @@ class Predictor:
 
 
 def load_predictor(directory: Path) -> Predictor:
-    """Rebuild the model from an artifact directory written by :func:`save_artifacts`."""
+    """Rebuild the model from an artifact directory written by :func:`save_artifacts`; any
+    failure is an :class:`ArtifactError` (the cause is logged with the folder)."""
     directory = Path(directory)
     for name in (WEIGHTS, PREPROCESSING, CONFIG):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"artifact file missing: {directory / name}")
-    state = json.loads((directory / PREPROCESSING).read_text(encoding="utf-8"))
-    config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-    model = build_model(state, config["train_config"])
-    model.load_state_dict(torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True))
-    return Predictor(model, state, config)
+            raise ArtifactError(f"artifact file missing: {name}")
+    state = _read_json(directory / PREPROCESSING)
+    config = _read_json(directory / CONFIG)
+    _check_state(state)
+    weights = _read_weights(directory / WEIGHTS)
+    try:
+        model = build_model(state, config["train_config"])
+        model.load_state_dict(weights)
+        return Predictor(model, state, config)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        log.warning("artifacts in %s do not fit together: %r", directory, error)
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else "mismatch"
+        raise ArtifactError(
+            f"{WEIGHTS} does not fit the model {PREPROCESSING} and {CONFIG} describe ({reason})"
+        ) from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        log.warning("cannot read %s: %s", path, error)
+        raise ArtifactError(f"{path.name} is not readable JSON") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path.name} does not hold a JSON object")
+    return data
+
+
+def _check_state(state: dict[str, Any]) -> None:
+    """Refuse a preprocessing state the predictor would trip over at prediction time, where
+    the failure would wrongly blame the client's inputs."""
+    kind = state.get("kind")
+    if kind not in STATE_KEYS:
+        raise ArtifactError(f"{PREPROCESSING}: unknown kind {kind!r:.60}")
+    missing = [k for k in (*COMMON_STATE_KEYS, *STATE_KEYS[kind]) if state.get(k) is None]
+    scaler = state.get("scaler")
+    scaled = "scaler" in STATE_KEYS[kind] and scaler is not None
+    if scaled and not (isinstance(scaler, dict) and scaler.get("mean") and scaler.get("std")):
+        missing.append("scaler.mean/std")
+    if missing:
+        raise ArtifactError(f"{PREPROCESSING} lacks {', '.join(missing)}")
+
+
+def _read_weights(path: Path) -> Mapping[str, Any]:
+    """The state dict, read with ``weights_only=True`` (no arbitrary objects unpickled)."""
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        # A broken file fails in many ways (pickle, zip, EOF, runtime errors); every one means
+        # the same to a caller: these weights are unusable.
+        log.warning("cannot load %s: %r", path, error)
+        raise ArtifactError(
+            f"{WEIGHTS} is not a readable state dict (truncated or corrupt)"
+        ) from None
+    if not isinstance(weights, Mapping):
+        raise ArtifactError(f"{WEIGHTS} does not hold a state dict")
+    return weights

@@ -54,6 +54,10 @@ def _cached_predictor(folder: str, _mtime: float) -> Predictor:
 
 
 def predictor_for(artifact_dir: Any, number: int) -> Predictor:
+    """The trial's predictor; any artifact it cannot be built from is a 409 naming the file
+    (never its path), not a 500: the trial's state is at fault, not the request."""
+    from hpo_service.train.artifacts import ArtifactError  # torch, as above
+
     weights = Path(artifact_dir) / WEIGHTS_FILE if isinstance(artifact_dir, str) else None
     if weights is None or not weights.is_file():
         raise ApiError(
@@ -61,9 +65,10 @@ def predictor_for(artifact_dir: Any, number: int) -> Predictor:
         )
     try:
         return _cached_predictor(str(weights.parent), weights.stat().st_mtime)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
+    except (ArtifactError, OSError) as error:
+        reason = str(error) if isinstance(error, ArtifactError) else "its files cannot be read"
         raise ApiError(
-            409, f"the model of trial {number} cannot be loaded: {error}", "trial"
+            409, f"the model of trial {number} cannot be loaded: {reason}", "trial"
         ) from None
 
 
