@@ -48,10 +48,16 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def engine_kwargs(url: str, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
-    """Pool settings shared by the service's engine and Optuna's storage engine."""
+    """Pool settings shared by the service's engine and Optuna's storage engine.
+
+    PostgreSQL connections never use server-side prepared statements (psycopg's
+    ``prepare_threshold=None``): behind a transaction pooler (PgBouncer) a statement prepared in
+    one transaction is missing, or already there, on the server connection of the next. Always
+    off, so no setting can be forgotten; it costs nothing measurable (docs/scaling.md)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     return {
+        "connect_args": {"prepare_threshold": None},
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_pre_ping": True,
@@ -189,15 +195,12 @@ def current_revision(engine: Engine) -> str | None:
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent ``hpo migrate`` runs: an advisory lock on PostgreSQL, a file lock
-    beside an SQLite file."""
+    beside an SQLite file. The lock is transaction-scoped (held by a transaction left open for
+    the whole migration), so it cannot outlive it on a pooled server connection."""
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(724311)"))
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(724311)"))
-                conn.commit()
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(724311)"))
+            yield
         return
     database = make_url(str(engine.url)).database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
