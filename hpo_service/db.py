@@ -141,12 +141,20 @@ def get_storage(settings: Settings) -> optuna.storages.RDBStorage:
 
 
 def _make_storage(settings: Settings) -> optuna.storages.RDBStorage:
+    """Optuna's schema check, made here one connection at a time: Optuna's own holds a
+    connection in a transaction while it opens a second, so behind a transaction pooler, workers
+    starting together could each hold a server connection and wait for another, for ever."""
     url = settings.database_url
     kwargs = engine_kwargs(url, settings.pool_size, settings.max_overflow)
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=True)
-    except RuntimeError as error:  # Optuna's own schema check
-        raise SchemaOutdated(f"{error} Run `hpo migrate`.") from None
+    storage = optuna.storages.RDBStorage(
+        url, engine_kwargs=kwargs, skip_table_creation=True, skip_compatibility_check=True
+    )
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current != head:
+        storage.engine.dispose()
+        raise SchemaOutdated(
+            f"Optuna's tables are at schema {current}, this version needs {head}: run `hpo migrate`"
+        )
     if storage.engine.dialect.name == "sqlite":
         event.listen(storage.engine, "connect", _sqlite_on_connect)
     return storage
