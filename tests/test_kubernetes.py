@@ -181,6 +181,11 @@ def test_migrate_goes_direct_the_rest_through_pgbouncer(objects: list[dict[str, 
     worker_env = env_secret_keys(pod(objects, "Deployment", "hpo-worker")["containers"][0])
     assert migrate_env == {"HPO_DATABASE_URL": "database-url-direct"}
     assert worker_env == {"HPO_DATABASE_URL": "database-url"}
+    assert find(objects, "ConfigMap", "hpo-config")["data"]["HPO_DB_POOLER"] == "pgbouncer"
+    for kind, name in (("Deployment", "hpo-api"), ("Deployment", "hpo-worker")):
+        sources = pod(objects, kind, name)["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": "hpo-config"}} in sources
+    assert "envFrom" not in pod(objects, "Job", "hpo-migrate")["containers"][0]
     service = find(objects, "Service", "pgbouncer")
     assert (
         f"@{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/"

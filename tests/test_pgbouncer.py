@@ -1,10 +1,12 @@
 """The service behind PgBouncer in transaction pooling mode, for real: each test starts Debian's
 ``/usr/sbin/pgbouncer`` on a free loopback port with an ini generated from the one the Kubernetes
 manifests ship (deploy/kubernetes/base/pgbouncer.ini; only addresses, auth and pool sizes
-change), in front of the test's PostgreSQL. The API and ``hpo worker`` processes go through it;
-``hpo migrate`` goes direct, as documented. Pools are smaller than the number of clients, so
-every transaction may land on another server connection: a prepared statement, ``SET`` or
-session lock carried from one transaction to the next would break these tests.
+change), in front of the test's PostgreSQL. The API and ``hpo worker`` processes go through it
+with ``HPO_DB_POOLER=pgbouncer``; ``hpo migrate`` goes direct, as documented. Pools are smaller
+than the number of clients, so every transaction may land on another server connection: a
+prepared statement, ``SET`` or session lock carried from one transaction to the next would break
+these tests. One test runs the API and a worker on a single server connection, which also catches
+any code that holds a connection in a transaction while it waits for a second one.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ class PgBouncer:
         return [row for row in rows if row.get("database") == database]
 
 
-def write_ini(folder: Path, port: int, pool_size: int) -> Path:
-    """The shipped ini with this machine's addresses, trust auth and small pools."""
+def write_ini(folder: Path, port: int, pool_size: int, **settings: str) -> Path:
+    """The shipped ini with this machine's addresses, trust auth, small pools and
+    ``settings``."""
     ini = configparser.ConfigParser()
     ini.read(SHIPPED_INI)
     assert ini["pgbouncer"]["pool_mode"] == "transaction"
@@ -102,8 +105,7 @@ def write_ini(folder: Path, port: int, pool_size: int) -> Path:
         reserve_pool_size="0",
         max_db_connections=str(pool_size),
         server_tls_sslmode="disable",
-        # Fail fast: a client that waits this long for a server connection is stuck.
-        query_wait_timeout="20",
+        **settings,
     )
     (folder / "userlist.txt").write_text('"postgres" ""\n')
     path = folder / "pgbouncer.ini"
@@ -113,13 +115,14 @@ def write_ini(folder: Path, port: int, pool_size: int) -> Path:
 
 
 @contextlib.contextmanager
-def pgbouncer(pool_size: int, log: Path) -> Iterator[PgBouncer]:
-    """A PgBouncer process for the duration; as root it drops to ``postgres`` (it refuses root)."""
+def pgbouncer(pool_size: int, log: Path, **settings: str) -> Iterator[PgBouncer]:
+    """A PgBouncer process for the duration, ``settings`` overriding the ini's; as root it drops
+    to ``postgres`` (PgBouncer refuses to run as root)."""
     if not PGBOUNCER.exists():
         pytest.skip(f"{PGBOUNCER} is missing: apt-get install pgbouncer")
     folder = Path(tempfile.mkdtemp(prefix="hpo-pgbouncer-"))
     port = free_port()
-    ini = write_ini(folder, port, pool_size)
+    ini = write_ini(folder, port, pool_size, **settings)
     user: list[str] = []
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
@@ -157,8 +160,11 @@ def pooled(
     """Settings through a PgBouncer pool of 2 server connections (or ``request.param``), after
     a direct ``migrate``."""
     migrate(make_settings(pg_url, tmp_path, poll_interval_s=0.1))
-    with pgbouncer(getattr(request, "param", 2), tmp_path / "pgbouncer.log") as bouncer:
-        settings = make_settings(bouncer.url(pg_url), tmp_path, poll_interval_s=0.1)
+    # A client that waits 20 s for a server connection is stuck: fail fast.
+    log = tmp_path / "pgbouncer.log"
+    with pgbouncer(getattr(request, "param", 2), log, query_wait_timeout="20") as bouncer:
+        url = bouncer.url(pg_url)
+        settings = make_settings(url, tmp_path, poll_interval_s=0.1, db_pooler="pgbouncer")
         yield settings, bouncer, make_url(pg_url).database or ""
 
 
@@ -171,8 +177,6 @@ def test_api_and_worker_through_pgbouncer_keep_no_session_state(
     storage = get_storage(settings)
     for engine in (get_engine(settings), storage.engine):
         event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-        with engine.connect() as conn:  # no server-side prepared statements, on either engine
-            assert conn.connection.driver_connection.prepare_threshold is None  # type: ignore[union-attr]
     spec = tiny_spec("bounced", budget={"n_trials": 20, "max_epochs": 1})
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").json()["status"] == "ready"
@@ -192,6 +196,18 @@ def test_api_and_worker_through_pgbouncer_keep_no_session_state(
     assert [s for s in statements if SESSION_STATE.search(s)] == []
     assert bouncer.show("STATS", database)[0]["total_xact_count"] > 100
     assert len(bouncer.show("SERVERS", database)) <= bouncer.pool_size
+
+
+def test_prepared_statements_are_off_only_behind_the_pooler(
+    pooled: tuple[Settings, PgBouncer, str], pg_url: str, tmp_path: Path
+) -> None:
+    """HPO_DB_POOLER=pgbouncer: psycopg prepares nothing; direct: psycopg's default (prepare a
+    statement on its 5th use), which saves server CPU."""
+    direct = make_settings(pg_url, tmp_path)
+    for settings, threshold in ((pooled[0], None), (direct, 5)):
+        for engine in (get_engine(settings), get_storage(settings).engine):
+            with engine.connect() as conn:
+                assert conn.connection.driver_connection.prepare_threshold == threshold  # type: ignore[union-attr]
 
 
 def test_outdated_optuna_schema_is_refused_through_pgbouncer(
@@ -216,7 +232,7 @@ def test_racing_worker_processes_through_pgbouncer_spend_the_budget_exactly(
     workers = Workers(settings, tmp_path)
     try:
         for _ in range(4):
-            workers.start("--study", "race", "--exit-when-idle")
+            workers.start("--study", "race", "--exit-when-idle", HPO_DB_POOLER="pgbouncer")
         start_when_registered(settings, "race", 4, workers)
         clients = servers = 0
         while any(proc.poll() is None for proc in workers.procs):
@@ -248,7 +264,13 @@ def test_worker_killed_mid_trial_behind_pgbouncer_is_recovered(
     workers = Workers(settings, tmp_path)
     try:
         for _ in range(2):
-            workers.start("--study", "kill", "--exit-when-idle", HPO_STALE_AFTER_S="3")
+            workers.start(
+                "--study",
+                "kill",
+                "--exit-when-idle",
+                HPO_STALE_AFTER_S="3",
+                HPO_DB_POOLER="pgbouncer",
+            )
         start_when_registered(settings, "kill", 2, workers)
         run_id, victim_id, victim_pid = wait_for(
             lambda: running_runs(settings, 1), 60, "a trial mid-training", workers
