@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default_factory=list, description="CORS allow-list; empty = off."
     )
     device: DeviceName = Field(default="auto", description="Default training device.")
+    db_pooler: Literal["none", "pgbouncer"] = Field(
+        default="none",
+        description="'pgbouncer': PostgreSQL is reached through a transaction pooler, so no "
+        "server-side prepared statements (docs/scaling.md).",
+    )
     pool_size: int = Field(default=5, ge=1, description="Connection pool size per process.")
     max_overflow: int = Field(default=5, ge=0, description="Extra connections above pool_size.")
     heartbeat_interval_s: float = Field(default=10.0, gt=0, description="Worker heartbeat period.")

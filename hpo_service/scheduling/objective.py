@@ -7,6 +7,7 @@ so a trial costs a handful of writes rather than one per metric per epoch.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
@@ -27,6 +29,7 @@ from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
 __all__ = ["TrialFailed", "TrialInterrupted", "run_trial", "trainer"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,15 @@ def run_trial(
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
     data = load_dataset(spec.task, DataRoots.from_settings(settings), settings.cache_dir)
-    result = fit(config, data, _pruning_callback(trial, spec), should_stop)
+    try:
+        result = fit(config, data, _pruning_callback(trial, spec), should_stop)
+    except torch.cuda.OutOfMemoryError as error:  # this configuration does not fit the GPU
+        log.warning("trial %d: %s", trial.number, error)
+        result = None
+    if result is None:  # outside the handler, whose traceback pins the trial's tensors
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise TrialFailed("out of memory")
     artifact_dir = None
     finished = result.stop_reason in ("max_epochs", "early_stopping")
     if finished and result.best_state is not None:

@@ -187,8 +187,10 @@ class Worker:
             run_id = self.state.run_id
             try:
                 with session_scope(self.engine) as session:
-                    registry.beat(session, self.id)
+                    # The run's row first, then the worker's, as in _attach: the opposite order
+                    # deadlocks against it on PostgreSQL.
                     owned = claims.beat(session, self.id, run_id)
+                    registry.beat(session, self.id)
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)
                 continue

@@ -31,8 +31,8 @@ VERSION_TABLE = "hpo_alembic_version"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 T = TypeVar("T")
 
-_engines: dict[tuple[str, int, int], Engine] = {}
-_storages: dict[str, optuna.storages.RDBStorage] = {}
+_engines: dict[tuple[str, int, int, str], Engine] = {}
+_storages: dict[tuple[str, str], optuna.storages.RDBStorage] = {}
 
 
 class SchemaOutdated(RuntimeError):
@@ -47,11 +47,20 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def engine_kwargs(url: str, pool_size: int = 5, max_overflow: int = 5) -> dict[str, Any]:
-    """Pool settings shared by the service's engine and Optuna's storage engine."""
+def engine_kwargs(
+    url: str, pool_size: int = 5, max_overflow: int = 5, pooled: bool = False
+) -> dict[str, Any]:
+    """Pool settings shared by the service's engine and Optuna's storage engine.
+
+    ``pooled``: PostgreSQL is behind a transaction pooler (``HPO_DB_POOLER=pgbouncer``), where a
+    statement prepared in one transaction is missing, or already there, on the server connection
+    of the next; psycopg then prepares nothing (``prepare_threshold=None``). Direct connections
+    keep psycopg's prepared statements: they save about a quarter of the server's CPU per trial
+    (docs/scaling.md)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     return {
+        **({"connect_args": {"prepare_threshold": None}} if pooled else {}),
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_pre_ping": True,
@@ -60,12 +69,16 @@ def engine_kwargs(url: str, pool_size: int = 5, max_overflow: int = 5) -> dict[s
     }
 
 
+def _kwargs(settings: Settings) -> dict[str, Any]:
+    pooled = settings.db_pooler != "none"
+    return engine_kwargs(settings.database_url, settings.pool_size, settings.max_overflow, pooled)
+
+
 def get_engine(settings: Settings) -> Engine:
     """The process's engine for ``settings.database_url`` (built once, then reused)."""
-    key = (settings.database_url, settings.pool_size, settings.max_overflow)
+    key = (settings.database_url, settings.pool_size, settings.max_overflow, settings.db_pooler)
     if key not in _engines:
-        url = settings.database_url
-        engine = create_engine(url, **engine_kwargs(url, settings.pool_size, settings.max_overflow))
+        engine = create_engine(settings.database_url, **_kwargs(settings))
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_on_connect)
         _engines[key] = engine
@@ -136,19 +149,28 @@ def with_retry(fn: Callable[[], T], attempts: int = 8, first_delay_s: float = 0.
 def get_storage(settings: Settings) -> optuna.storages.RDBStorage:
     """Optuna's storage on the same database, one per process and URL. It never creates tables
     (``hpo migrate`` does) and stops on an outdated Optuna schema."""
-    url = settings.database_url
-    if url not in _storages:
-        _storages[url] = _make_storage(settings)
-    return _storages[url]
+    key = (settings.database_url, settings.db_pooler)
+    if key not in _storages:
+        _storages[key] = _make_storage(settings)
+    return _storages[key]
 
 
 def _make_storage(settings: Settings) -> optuna.storages.RDBStorage:
-    url = settings.database_url
-    kwargs = engine_kwargs(url, settings.pool_size, settings.max_overflow)
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=True)
-    except RuntimeError as error:  # Optuna's own schema check
-        raise SchemaOutdated(f"{error} Run `hpo migrate`.") from None
+    """Optuna's schema check, made here one connection at a time: Optuna's own holds a
+    connection in a transaction while it opens a second, so behind a transaction pooler, workers
+    starting together could each hold a server connection and wait for another, for ever."""
+    storage = optuna.storages.RDBStorage(
+        settings.database_url,
+        engine_kwargs=_kwargs(settings),
+        skip_table_creation=True,
+        skip_compatibility_check=True,
+    )
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current != head:
+        storage.engine.dispose()
+        raise SchemaOutdated(
+            f"Optuna's tables are at schema {current}, this version needs {head}: run `hpo migrate`"
+        )
     if storage.engine.dialect.name == "sqlite":
         event.listen(storage.engine, "connect", _sqlite_on_connect)
     return storage
@@ -198,15 +220,12 @@ def current_revision(engine: Engine) -> str | None:
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent ``hpo migrate`` runs: an advisory lock on PostgreSQL, a file lock
-    beside an SQLite file."""
+    beside an SQLite file. The lock is transaction-scoped (held by a transaction left open for
+    the whole migration), so it cannot outlive it on a pooled server connection."""
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(724311)"))
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(724311)"))
-                conn.commit()
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(724311)"))
+            yield
         return
     database = make_url(str(engine.url)).database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
