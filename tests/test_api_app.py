@@ -48,7 +48,7 @@ def test_importing_the_app_builds_nothing(tmp_path: Path) -> None:
 
 
 def test_the_api_names_the_trainers_weights_file() -> None:
-    from hpo_service.api.trial_views import WEIGHTS_FILE
+    from hpo_service.api.views import WEIGHTS_FILE
     from hpo_service.train.artifacts import WEIGHTS
 
     assert WEIGHTS_FILE == WEIGHTS

@@ -18,7 +18,7 @@ from hpo_service.api import trial_queries as q
 from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
-from hpo_service.api.trial_views import WEIGHTS_FILE, trial_detail
+from hpo_service.api.views import WEIGHTS_FILE, trial_detail
 from hpo_service.store.best import NeedsChoice, best_trial_ids, serving_trial_id
 from hpo_service.store.studies import StudyInfo, get_study
 

@@ -13,7 +13,7 @@ from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, 
 from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
-from hpo_service.api.study_views import study_out
+from hpo_service.api.views import study_out
 from hpo_service.spec.decode import DecodeError, Format, decode_spec_text
 from hpo_service.store.intake import intake
 from hpo_service.store.models import STUDY_STATES

@@ -13,7 +13,7 @@ from hpo_service.api.cursor import OVERLAP_S, Cursor, CursorError
 from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import TrialDetail, TrialPage
-from hpo_service.api.trial_views import csv_lines, trial_detail, trial_outs
+from hpo_service.api.views import csv_lines, trial_detail, trial_outs
 from hpo_service.store.optuna_tables import TRIAL_STATES
 from hpo_service.store.studies import StudyError, get_study
 

@@ -1,6 +1,14 @@
-"""From trial rows to the API's trial shapes (list rows, detail, CSV lines).
+"""Views: from stored rows to the API's response shapes (studies, trials, CSV lines).
 
-The detail joins what Optuna stores (values, params, per-epoch intermediate values, the user
+Routes stay thin: they read through the store and hand rows to these functions, so the shape of
+a study or a trial is written once whichever route returns it.
+
+Studies: ``studies.summarize`` plus progress, elapsed time and an ETA. The ETA is the pace so far
+(elapsed / finished trials, which already reflects how many workers run in parallel) times the
+trials left, capped by the study's timeout. It is only given while the study runs: a paused study
+has no pace, a finished one has nothing left.
+
+Trials: the detail joins what Optuna stores (values, params, per-epoch intermediate values, the user
 attributes the objective writes once per trial) with the service's run record (which worker ran
 it, why it failed), so one request answers "what happened to trial 17".
 """
@@ -17,8 +25,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from hpo_service.api import trial_queries as q
-from hpo_service.api.schemas import StepValue, TrialDetail, TrialOut, WorkerBrief
+from hpo_service.api.schemas import StepValue, StudyOut, TrialDetail, TrialOut, WorkerBrief
+from hpo_service.config import Settings
+from hpo_service.store.clock import utcnow
 from hpo_service.store.models import TrialRun, WorkerRecord
+from hpo_service.store.studies import StudyInfo, summarize
 
 #: ``hpo_service.train.artifacts.WEIGHTS``, spelled out so that listing trials does not import
 #: torch (the API process loads it only for /predict; a test keeps the two equal).
@@ -140,3 +151,39 @@ def csv_lines(
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def _elapsed(info: StudyInfo, now: datetime) -> float | None:
+    if info.started_at is None:
+        return None
+    end = info.finished_at or now
+    return max(0.0, (end - info.started_at).total_seconds())
+
+
+def _eta(info: StudyInfo, finished: int, elapsed: float | None) -> float | None:
+    if info.state != "running" or elapsed is None:
+        return None
+    left = max(0, info.n_trials - finished)
+    eta = elapsed / finished * left if finished else None
+    timeout = info.spec.budget.timeout_s
+    if timeout is not None:
+        remaining = max(0.0, timeout - elapsed)
+        eta = remaining if eta is None else min(eta, remaining)
+    return None if eta is None else round(eta, 1)
+
+
+def progress_fields(info: StudyInfo, finished: int, now: datetime | None = None) -> dict[str, Any]:
+    elapsed = _elapsed(info, now or utcnow())
+    done = info.state in ("completed", "stopped")
+    return {
+        "progress": 1.0
+        if info.state == "completed"
+        else min(1.0, finished / max(1, info.n_trials)),
+        "elapsed_s": None if elapsed is None else round(elapsed, 1),
+        "eta_s": 0.0 if done else _eta(info, finished, elapsed),
+    }
+
+
+def study_out(settings: Settings, info: StudyInfo) -> StudyOut:
+    summary = summarize(settings, info)
+    return StudyOut(**summary, **progress_fields(info, summary["finished"]))
