@@ -90,11 +90,24 @@ def set_current(
     trials_done: int,
 ) -> None:
     """What the worker trains now (``study=None``: nothing, it is idle)."""
+    state = WorkerState.BUSY if study else WorkerState.IDLE
+    _write(session, worker_id, state, run_id, study, trial_number, trials_done)
+
+
+def _write(
+    session: Session,
+    worker_id: str,
+    state: WorkerState,
+    run_id: int | None,
+    study: str | None,
+    trial_number: int | None,
+    trials_done: int,
+) -> None:
     session.execute(
         update(WorkerRecord)
         .where(WorkerRecord.id == worker_id)
         .values(
-            state=WorkerState.BUSY if study else WorkerState.IDLE,
+            state=state,
             current_run_id=run_id,
             current_study=study,
             current_trial_number=trial_number,
@@ -113,18 +126,7 @@ def beat(session: Session, worker_id: str) -> None:
 
 
 def unregister(session: Session, worker_id: str, trials_done: int) -> None:
-    session.execute(
-        update(WorkerRecord)
-        .where(WorkerRecord.id == worker_id)
-        .values(
-            state=WorkerState.STOPPED,
-            current_run_id=None,
-            current_study=None,
-            current_trial_number=None,
-            trials_done=trials_done,
-            heartbeat_at=db_now(session),
-        )
-    )
+    _write(session, worker_id, WorkerState.STOPPED, None, None, None, trials_done)
 
 
 def mark_lost(session: Session, stale_after_s: float) -> int:
@@ -139,21 +141,9 @@ def mark_lost(session: Session, stale_after_s: float) -> int:
 
 
 def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
-    return WorkerInfo(
-        id=record.id,
-        host=record.host,
-        pid=record.pid,
-        device=record.device,
-        study_name=record.study_name,
-        state=record.state,
-        current_study=record.current_study,
-        current_trial_number=record.current_trial_number,
-        current_run_id=record.current_run_id,
-        trials_done=record.trials_done,
-        started_at=record.started_at,
-        heartbeat_at=record.heartbeat_at,
-        alive=is_live(record.state, record.heartbeat_at, cutoff),
-    )
+    """The frozen view of a row; ``alive`` by the one liveness rule."""
+    fields = {name: getattr(record, name) for name in WorkerInfo.model_fields if name != "alive"}
+    return WorkerInfo(**fields, alive=is_live(record.state, record.heartbeat_at, cutoff))
 
 
 def list_workers(
