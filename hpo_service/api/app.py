@@ -22,7 +22,17 @@ from hpo_service.api.auth import TokenMiddleware, document_security
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
-from hpo_service.api.routes import best, datasets, ops, plots, studies, trials, workers
+from hpo_service.api.routes import (
+    artifacts,
+    best,
+    datasets,
+    notes,
+    ops,
+    plots,
+    studies,
+    trials,
+    workers,
+)
 from hpo_service.config import Settings, get_settings
 from hpo_service.scheduling.housekeeping import Housekeeper
 from hpo_service.scheduling.supervisor import Supervisor
@@ -131,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry, app.state.request_latency = build_registry(settings)
     install_error_handlers(app)
     app.include_router(ops.router)
-    for module in (studies, trials, workers, datasets, best, plots):
+    for module in (studies, trials, workers, datasets, best, plots, notes, artifacts):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     _mount_dashboard(app)
     _add_middleware(app, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # --- studies ---------------------------------------------------------------------------------
 
@@ -57,6 +57,20 @@ class QueueTrialIn(BaseModel):
     )
 
 
+class StudyPatch(BaseModel):
+    """Changes to a study; only its trial budget can change after creation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_trials: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="New trial budget: not below the trials already used. A completed study "
+        "given more budget runs again.",
+        examples=[40],
+    )
+
+
 class QueuedOut(BaseModel):
     study: str
     params: dict[str, Any]
@@ -79,7 +93,7 @@ class TrialOut(BaseModel):
 
 class TrialPage(BaseModel):
     items: list[TrialOut]
-    total: int = Field(description="Trials of the study matching the state filter.")
+    total: int = Field(description="Trials of the study matching the filters.")
     limit: int
     offset: int
     has_more: bool = Field(description="More items match: ask again with next_after or offset.")
@@ -144,6 +158,39 @@ class PredictOut(BaseModel):
     trial: int
     kind: str
     predictions: list[Any]
+
+
+# --- notes and artifacts --------------------------------------------------------------------
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        max_length=20_000,
+        description="Markdown. Stored as given; an empty text clears the note.",
+        examples=["Best so far; **rerun** with more epochs."],
+    )
+
+
+class NoteOut(BaseModel):
+    study: str
+    trial: int | None = Field(description="None: the note on the study itself.")
+    text: str = Field(description="Markdown as stored: escape it before rendering as HTML.")
+    updated_at: datetime | None = Field(description="None when no note was written yet.")
+
+
+class ArtifactFile(BaseModel):
+    name: str = Field(description="File name inside the trial's artifact folder.")
+    size_bytes: int
+    url: str = Field(description="Where to download it.")
+
+
+class ArtifactList(BaseModel):
+    study: str
+    trial: int
+    files: list[ArtifactFile]
+    zip_url: str | None = Field(description="All files as one zip; None when there are none.")
 
 
 # --- workers ---------------------------------------------------------------------------------

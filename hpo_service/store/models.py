@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -160,3 +171,24 @@ class DatasetRecord(Base):
     rows: Mapped[int] = mapped_column(Integer, nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+#: ``NoteRecord.trial_number`` of the note on the study itself (trial numbers start at 0).
+STUDY_NOTE = -1
+
+
+class NoteRecord(Base):
+    """A markdown note on a study (``trial_number`` -1) or on one of its trials. Kept here, not
+    in Optuna's user attributes, so free text never bloats Optuna's trial rows; deleted with
+    the study."""
+
+    __tablename__ = "hpo_notes"
+    __table_args__ = (UniqueConstraint("study_id", "trial_number", name="uq_hpo_notes_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False
+    )
+    trial_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

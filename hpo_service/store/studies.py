@@ -55,6 +55,12 @@ class InvalidTransition(StudyError):
     status = 409
 
 
+class BudgetError(StudyError):
+    """A budget change the study's state or its used trials do not allow."""
+
+    status = 409
+
+
 class StudyInfo(BaseModel):
     """A frozen view of the service's study record."""
 
@@ -166,6 +172,48 @@ def transition(engine: Engine, name: str, action: str) -> StudyInfo:
             return current
         raise InvalidTransition(f"cannot {action} study {name!r} while it is {current.state}")
     return get_study(engine, name)
+
+
+def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
+    """Set a study's trial budget to ``n_trials``: the one rule behind ``PATCH /api/studies``
+    and the CLI. A budget may not go below the trials already used (finished and running runs,
+    as the claims count them); a completed study given more budget runs again; a stopped one
+    stays stopped (stop is final), and a grid cannot grow past its number of points.
+
+    The first statement touches the study's row, which takes the same lock a claim takes, so
+    the used count cannot change between the check and the update."""
+    from hpo_service.scheduling.claims import counted_statuses, status_counts
+
+    with session_scope(engine) as session:
+        touched = session.execute(
+            update(StudyRecord).where(StudyRecord.name == name).values(updated_at=utcnow())
+        )
+        if rows_changed(touched) == 0:
+            raise StudyNotFound(f"no study named {name!r}")
+        record = session.scalar(select(StudyRecord).where(StudyRecord.name == name))
+        assert record is not None
+        spec = parse_spec(record.spec)
+        counts = status_counts(session, record.id)
+        used = sum(counts.get(s, 0) for s in counted_statuses(spec))
+        _check_budget(record, spec, n_trials, used)
+        record.n_trials = n_trials
+        record.spec = {**record.spec, "budget": {**record.spec["budget"], "n_trials": n_trials}}
+        if record.state == "completed" and n_trials > used:
+            record.state, record.finished_at = "running", None
+    return get_study(engine, name)
+
+
+def _check_budget(record: StudyRecord, spec: StudySpec, n_trials: int, used: int) -> None:
+    if record.state == "stopped":
+        raise BudgetError(f"study {record.name!r} is stopped for good; create a new study")
+    if n_trials < used:
+        raise BudgetError(
+            f"n_trials: {n_trials} is below the {used} trial(s) already used by {record.name!r}"
+        )
+    if spec.sampler.type == "grid":
+        points = math.prod(len(v) for v in grid_space(spec.search_space).values())
+        if n_trials > points:
+            raise BudgetError(f"n_trials: the grid of {record.name!r} has only {points} points")
 
 
 def delete_study(settings: Settings, name: str) -> None:

@@ -1,4 +1,5 @@
-"""Study routes: create (JSON or YAML), list, show, lifecycle, delete, queue a configuration."""
+"""Study routes: create (JSON or YAML), list, show, change the budget, lifecycle, delete, queue a
+configuration."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
-from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage
+from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage, StudyPatch
 from hpo_service.api.views import study_out
 from hpo_service.spec.decode import DecodeError, Format, decode_spec_text
 from hpo_service.store.intake import intake
@@ -20,6 +21,7 @@ from hpo_service.store.models import STUDY_STATES
 from hpo_service.store.studies import (
     create_study,
     delete_study,
+    extend_budget,
     get_study,
     list_studies,
     transition,
@@ -110,6 +112,15 @@ def list_all(
 @router.get("/{name}", response_model=StudyOut, summary="One study with counts, best and ETA")
 def show(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
     return study_out(settings, get_study(engine, name))
+
+
+@router.patch(
+    "/{name}", response_model=StudyOut, summary="Change the trial budget (extend a study)"
+)
+def patch(name: StudyName, body: StudyPatch, settings: SettingsDep, engine: EngineDep) -> StudyOut:
+    """Refused (409) below the trials already used and for a stopped study; a completed
+    study given more budget goes back to running."""
+    return study_out(settings, extend_budget(engine, name, body.n_trials))
 
 
 def _lifecycle(action: str, doc: str) -> None:

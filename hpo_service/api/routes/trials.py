@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
+from hpo_service.api import trial_filters as tf
 from hpo_service.api import trial_queries as q
 from hpo_service.api.cursor import OVERLAP_S, Cursor, CursorError
 from hpo_service.api.deps import EngineDep, StudyName
@@ -54,6 +55,19 @@ def _cursor(after: str) -> Cursor:
         raise ApiError(422, str(error), "after") from None
 
 
+def _check_combination(after: str | None, offset: int, order: str, only: tf.TrialFilter) -> None:
+    if after is None:
+        return
+    if offset:
+        raise ApiError(422, "cannot be combined with after (the cursor pages by itself)", "offset")
+    if order == "desc":
+        raise ApiError(422, "desc cannot be combined with after (polls are in id order)", "order")
+    if only.active:
+        raise ApiError(
+            422, "value and param filters cannot be combined with after; poll unfiltered", "after"
+        )
+
+
 @router.get("/trials", response_model=TrialPage, summary="List trials (paged, or poll with after)")
 def list_trials(
     name: StudyName,
@@ -63,20 +77,19 @@ def list_trials(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     order: Annotated[Literal["asc", "desc"], Query(description="By trial number.")] = "asc",
+    only: Annotated[tf.TrialFilter, Depends(tf.trial_filter)] = tf.TrialFilter(),
 ) -> TrialPage:
     states = parse_states(state)
-    if after is not None and offset:
-        raise ApiError(422, "cannot be combined with after (the cursor pages by itself)", "offset")
-    if after is not None and order == "desc":
-        raise ApiError(422, "desc cannot be combined with after (polls are in id order)", "order")
+    _check_combination(after, offset, order, only)
     with engine.connect() as conn:
         sid = q.study_id(conn, name)
-        total = q.count(conn, sid, states)
+        extra = tf.conditions(conn, sid, only)
+        total = tf.count(conn, sid, states, extra) if extra else q.count(conn, sid, states)
         if after is not None:
             rows, following, more = q.poll(conn, sid, states, _cursor(after), limit)
         else:
             following = q.watermark(conn, sid)
-            rows = q.page(conn, sid, states, order == "desc", offset, limit)
+            rows = tf.page(conn, sid, states, extra, (order == "desc", offset, limit))
             more = offset + len(rows) < total
         items = trial_outs(conn, rows)
     return TrialPage(
