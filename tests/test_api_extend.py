@@ -83,9 +83,7 @@ def test_extend_validation_state_and_token(
 ) -> None:
     api.post("/api/studies", json=tiny_spec("ext2", 3))
     assert api.patch("/api/studies/ext2", json={"n_trials": 4}).json()["state"] == "created"
-    assert error(api.patch("/api/studies/ext2", json={"n_trials": 0}), 422).startswith(
-        "n_trials: "
-    )
+    assert error(api.patch("/api/studies/ext2", json={"n_trials": 0}), 422).startswith("n_trials: ")
     assert error(api.patch("/api/studies/ext2", json={"n_trials": 4, "x": 1}), 422).startswith(
         "x: "
     )
