@@ -223,7 +223,10 @@ class WorkerOut(BaseModel):
     state: str = Field(description="idle, busy, stopped or lost")
     current_study: str | None
     current_trial_number: int | None
-    trials_done: int
+    trials_done: int = Field(description="Trials it finished, whatever the outcome.")
+    outcomes: dict[str, int] = Field(
+        default={}, description="Its finished runs by status: complete, pruned, failed."
+    )
     started_at: datetime
     heartbeat_at: datetime
     live: bool = Field(description="Not stopped and heard from within HPO_STALE_AFTER_S.")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.status import HTTP_202_ACCEPTED
 
 from hpo_service.api.deps import EngineDep, SettingsDep, StudyName, SupervisorDep
@@ -16,10 +17,11 @@ from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersSta
 from hpo_service.devices import DeviceError, parse_device
 from hpo_service.scheduling.registry import live_clause, live_cutoff, worker_info
 from hpo_service.store.db import session_scope
-from hpo_service.store.models import WorkerRecord
+from hpo_service.store.models import RunStatus, TrialRun, WorkerRecord
 from hpo_service.store.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
+FINISHED = (RunStatus.COMPLETE.value, RunStatus.PRUNED.value, RunStatus.FAILED.value)
 
 
 def check_device(device: str) -> str:
@@ -99,6 +101,20 @@ def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]
     )
 
 
+def run_outcomes(session: Session, ids: list[str]) -> dict[str, dict[str, int]]:
+    """Finished runs per worker by status, so a failed trial is shown as failed, not as done
+    (the registry's ``trials_done`` counts every finished trial)."""
+    query = (
+        select(TrialRun.worker_id, TrialRun.status, func.count())
+        .where(TrialRun.worker_id.in_(ids), TrialRun.status.in_(FINISHED))
+        .group_by(TrialRun.worker_id, TrialRun.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for worker_id, status, n in session.execute(query):
+        found.setdefault(str(worker_id), {})[str(status)] = int(n)
+    return found
+
+
 @router.get("/api/workers", response_model=WorkerPage, summary="Registered workers")
 def list_workers(
     settings: SettingsDep,
@@ -128,5 +144,9 @@ def list_workers(
             .offset(offset)
             .limit(limit)
         ).all()
-        items = [worker_out(r, cutoff, host, ours) for r in records]
+        done = run_outcomes(session, [r.id for r in records])
+        items = [
+            worker_out(r, cutoff, host, ours).model_copy(update={"outcomes": done.get(r.id, {})})
+            for r in records
+        ]
     return WorkerPage(items=items, total=total, offset=offset, limit=limit)

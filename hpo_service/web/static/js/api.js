@@ -77,7 +77,8 @@ function queryString(query) {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value === undefined || value === null || value === "") continue;
-    params.set(key, String(value));
+    if (Array.isArray(value)) value.forEach((v) => params.append(key, String(v)));
+    else params.set(key, String(value));
   }
   const s = params.toString();
   return s ? `?${s}` : "";
@@ -136,22 +137,26 @@ export function errorMessages(body, status) {
 export const traffic = { bytes: 0, requests: 0 };
 
 /**
- * Call the API. `query` values that are empty are left out. Resolves to the decoded JSON body
- * (null for an empty body); rejects with ApiError carrying the server's messages.
+ * Call the API. `query` values that are empty are left out (arrays repeat the key). `body` is
+ * sent as JSON, or as multipart when it is a FormData (uploads). Resolves to the decoded JSON
+ * body (null for an empty body); rejects with ApiError carrying the server's messages.
+ * `raw: true` resolves to the Response itself (downloads) once it is known to be OK.
  */
-export async function api(path, { method = "GET", body, query, signal } = {}) {
+export async function api(path, { method = "GET", body, query, signal, raw = false } = {}) {
   const url = path + queryString(query);
+  const multipart = typeof FormData !== "undefined" && body instanceof FormData;
   for (let attempt = 0; ; attempt++) {
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: raw ? "*/*" : "application/json" };
     const token = getToken() || memoryToken;
     if (token) headers.Authorization = `Bearer ${token}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (body !== undefined && !multipart) headers["Content-Type"] = "application/json";
     const response = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || multipart ? body : JSON.stringify(body),
       signal,
     });
+    if (raw && response.ok) return response;
     const text = await response.text();
     traffic.bytes += text.length;
     traffic.requests += 1;
@@ -173,6 +178,22 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
     if (!response.ok) throw new ApiError(response.status, errorMessages(data, response.status), data);
     return data;
   }
+}
+
+/**
+ * Download an API resource as a file (CSV export, artifacts). A plain link would not carry the
+ * bearer token, which a server with HPO_AUTH_READS needs, so the file is fetched and saved.
+ */
+export async function download(path, filename, query) {
+  const response = await api(path, { query, raw: true });
+  const blob = await response.blob();
+  const url = URL.createObjectURL(blob);
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return blob.size;
 }
 
 // --- response shapes ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// Hash router: #/ (studies), #/new, #/studies/NAME, #/compare?studies=a,b, #/workers.
+// Hash router: #/ (studies), #/new, #/studies/NAME, #/studies/NAME/trials/N, #/compare?studies=a,b,
+// #/workers, #/datasets.
 
 import { askToken, getToken, setToken, traffic } from "./api.js";
 import { PageScope, fill, h, parseHash } from "./util.js";
@@ -7,15 +8,20 @@ import * as create from "./pages/create.js";
 import * as study from "./pages/study.js";
 import * as compare from "./pages/compare.js";
 import * as workers from "./pages/workers.js";
+import * as trial from "./pages/trial.js";
+import * as datasets from "./pages/datasets.js";
 
 const root = document.getElementById("app");
 let scope = null;
 
 function route(parts) {
-  const [head, name] = parts;
+  const [head, name, sub, number] = parts;
   if (!head || head === "studies") {
+    if (name && sub === "trials" && /^\d+$/.test(number || "")) return { page: trial, nav: "studies", args: { name, number } };
+    if (name && sub) return null;
     return name ? { page: study, nav: "studies", args: { name } } : { page: studies, nav: "studies", args: {} };
   }
+  if (head === "datasets") return { page: datasets, nav: "datasets", args: {} };
   if (head === "new") return { page: create, nav: "new", args: {} };
   if (head === "compare") return { page: compare, nav: "compare", args: {} };
   if (head === "workers") return { page: workers, nav: "workers", args: {} };

@@ -58,10 +58,24 @@ export function loadPlotly() {
   return loading;
 }
 
+/** In dark mode (the system setting), figures drawn for a light page get a dark page's colours. */
+function darken(layout) {
+  if (!window.matchMedia || !window.matchMedia("(prefers-color-scheme: dark)").matches) return layout;
+  const grid = { gridcolor: "#2e3646", zerolinecolor: "#3a4356", linecolor: "#3a4356" };
+  const out = { ...layout, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { ...(layout.font || {}), color: "#d0d6e2" } };
+  for (const key of Object.keys(out)) {
+    if (/^[xy]axis\d*$/.test(key)) out[key] = { ...out[key], ...grid };
+  }
+  for (const key of ["xaxis", "yaxis"]) out[key] = { ...grid, ...(out[key] || {}) };
+  if (out.legend) out.legend = { ...out.legend, bgcolor: "rgba(0,0,0,0)" };
+  return out;
+}
+
 /** Draw (or redraw in place) a plotly figure dict into `el`. */
 export async function drawFigure(el, figure, revision = "plot") {
   const Plotly = await loadPlotly();
-  const layout = { ...(figure.layout || {}), autosize: true, uirevision: revision };
+  const layout = darken({ ...(figure.layout || {}), autosize: true, uirevision: revision });
   delete layout.width;
   if (!layout.height) layout.height = 460;
   await Plotly.react(el, figure.data || [], layout, {

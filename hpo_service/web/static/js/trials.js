@@ -1,11 +1,13 @@
 // The study page's trial table: paged and sortable, kept live from the API's polling cursor.
 //
-// The API pages trials by number only (GET .../trials?order=asc|desc&offset=&limit=). So:
+// The API pages trials by number only (GET .../trials?order=asc|desc&offset=&limit=), and filters
+// them (state, value and parameter ranges; see trial-filters.js). So:
 //  - a study with at most ALL_LIMIT trials is loaded whole once (one request) and then kept up
 //    to date from polls (GET .../trials?after=CURSOR returns only new or changed trials, merged
 //    by number): every column sorts over all trials, pages are cut in the browser;
 //  - a bigger study (10,000 trials) is paged by the server: the number column sorts there, and
-//    the other columns sort the page on screen (the header says so).
+//    the other columns sort the page on screen (the header says so);
+//  - a filtered table is always paged by the server, whatever the study's size.
 
 import { api, itemsOf, normTrial, totalOf } from "./api.js";
 import { badge, fill, fmtDuration, fmtNumber, fmtParam, fmtTime, h } from "./util.js";
@@ -23,6 +25,7 @@ export class TrialTable {
   constructor({ base, metrics, directions, params, onOpen }) {
     Object.assign(this, { base, metrics, directions, params, onOpen });
     this.mode = "all";
+    this.filter = null; // the API's filter query, or null
     this.trials = new Map(); // number -> trial (mode "all")
     this.page = []; // the server's page (mode "paged")
     this.total = 0;
@@ -64,7 +67,7 @@ export class TrialTable {
         || (known.complete || null) !== (t.complete || null);
     });
     const changed = new Set(fresh.map((t) => t.number));
-    if (!changed.size && total === this.total) return changed;
+    if (!changed.size && (total === this.total || this.filter)) return changed;
     if (this.mode === "all") {
       for (const t of fresh) this.trials.set(t.number, t);
       this.total = Math.max(total ?? 0, this.trials.size);
@@ -75,13 +78,32 @@ export class TrialTable {
     return changed;
   }
 
+  /** Filter on the server (query: the API's parameters) or, with null, show everything again. */
+  async setFilter(query) {
+    const page = await api(`${this.base}/trials`, { query: { ...(query || {}), limit: PAGE_SIZE, order: "desc" } });
+    this.filter = query;
+    this.offset = 0;
+    this.trials.clear();
+    this.mode = "all";
+    if (query) {
+      this.mode = "paged";
+      this.sortKey = "number";
+      this.desc = true;
+      this.page = itemsOf(page, "trials").map(normTrial);
+      this.total = totalOf(page, this.page.length);
+      this.render(new Set());
+      return;
+    }
+    await this.init(page);
+  }
+
   async reload(changed = new Set()) {
     if (this.mode === "all") {
       this.render(changed);
       return;
     }
     const serverDesc = this.sortKey === "number" ? this.desc : true;
-    const page = await api(`${this.base}/trials`, { query: { offset: this.offset, limit: PAGE_SIZE, order: serverDesc ? "desc" : "asc" } });
+    const page = await api(`${this.base}/trials`, { query: { ...(this.filter || {}), offset: this.offset, limit: PAGE_SIZE, order: serverDesc ? "desc" : "asc" } });
     this.page = itemsOf(page, "trials").map(normTrial);
     this.total = totalOf(page, this.total);
     this.render(changed);
@@ -143,7 +165,7 @@ export class TrialTable {
       const title = this.mode === "paged" && c.key !== "number"
         ? "Sorts the trials on this page (the API orders big studies by number only)"
         : `Sort by ${c.label}`;
-      return h("th", { class: `${c.cls || ""} sortable ${active ? (this.desc ? "desc" : "asc") : ""}`, dataset: { sort: c.key },
+      return h("th", { scope: "col", class: `${c.cls || ""} sortable ${active ? (this.desc ? "desc" : "asc") : ""}`, dataset: { sort: c.key },
         title, "aria-sort": active ? (this.desc ? "descending" : "ascending") : "none", onclick: () => this.sortBy(c.key) }, c.label);
     })));
     let rows;
@@ -155,7 +177,8 @@ export class TrialTable {
       rows = pagedLocal ? this.sorted(this.page) : this.page;
     }
     if (!rows.length) {
-      fill(this.tbody, h("tr", {}, h("td", { colspan: String(cols.length), class: "muted empty" }, "No trials yet: start workers to run some.")));
+      const empty = this.filter ? "No trials match the filter." : "No trials yet: start workers to run some.";
+      fill(this.tbody, h("tr", {}, h("td", { colspan: String(cols.length), class: "muted empty" }, empty)));
     } else {
       fill(this.tbody, rows.map((t) => h("tr", {
         class: `trial-row${changed.has(t.number) ? " flash" : ""}`, dataset: { number: String(t.number), state: t.state },

@@ -1,16 +1,22 @@
 // One study: summary (GET /api/studies/{name}), controls (POST .../pause|resume|stop,
-// POST/DELETE .../workers, DELETE the study), the best trial, plot tabs (GET .../plots/{kind},
-// fetched when a tab is opened), and a paged, sortable trial table (see trials.js) kept live by
-// polling GET .../trials?after=CURSOR, which returns only new or changed trials.
+// POST/DELETE .../workers, DELETE the study, PATCH the budget), the best trial, plot tabs
+// (GET .../plots/{kind}, fetched when a tab is opened), a paged, sortable, filterable trial table
+// (see trials.js) kept live by polling GET .../trials?after=CURSOR, which returns only new or
+// changed trials, CSV export, queueing a configuration, predictions and the study's note
+// (study-tools.js, notes.js). A trial opens at its own address (pages/trial.js).
 //
 // First view of a 10,000-trial study: the summary, one page of 50 trials and one aggregated
 // figure (about 120 kB); nothing else is fetched until asked for.
 
 import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial } from "../api.js";
 import { PAGE_SIZE, TrialTable } from "../trials.js";
-import { KIND_LABELS, PLOT_KINDS, drawFigure, loadPlotly, purge, showPlot } from "../plots.js";
+import { KIND_LABELS, PLOT_KINDS, loadPlotly, purge, showPlot } from "../plots.js";
+import { notesCard } from "../notes.js";
+import { budgetForm, exportButton, predictCard, queueCard } from "../study-tools.js";
+import { filterBar } from "../trial-filters.js";
 import { badge, fill, fmtDuration, fmtNumber, fmtParam, h, progressBar } from "../util.js";
 import { deviceSelect, startWorkers } from "../workers-control.js";
+import { trialHref } from "./trial.js";
 
 const POLL_MS = 2000;
 const PLOT_REFRESH_MS = 10000;
@@ -75,11 +81,12 @@ export async function render(root, { name, query }, scope) {
     stopWorkers: h("button", { class: "secondary", "data-action": "stop-workers", title: "Stop the worker processes this server started for the study", onclick: onStopWorkers }, "Stop workers"),
     remove: h("button", { class: "secondary danger", "data-action": "delete", onclick: onDelete }, "Delete"),
   };
+  const budget = budgetForm(base, summary, (fresh) => { summary = normStudy(fresh); renderSummary(); });
   const controls = h("div", { class: "controls" },
     buttons.pause, buttons.resume, buttons.stop,
     h("span", { class: "sep" }),
     h("label", { class: "inline" }, processes, " processes on ", device), buttons.workers, buttons.stopWorkers,
-    h("span", { class: "sep" }), buttons.remove);
+    h("span", { class: "sep" }), buttons.remove, budget.el);
 
   // --- best trial ---
   const best = h("section", { class: "card best" });
@@ -97,13 +104,18 @@ export async function render(root, { name, query }, scope) {
 
   // --- trials ---
   const liveNote = h("span", { class: "live muted", id: "live-note" });
-  const detail = h("div", { class: "trial-detail", hidden: true });
+  const showTrial = (number) => { location.hash = trialHref(name, number); };
   const table = new TrialTable({ base, metrics: summary.metrics, directions: summary.directions, params, onOpen: showTrial });
+  const filters = filterBar(summary.spec, params, summary.metrics[0], (q) => table.setFilter(q));
+  const exportMessage = h("span", { class: "form-message inline-message", role: "status" });
   const trialsCard = h("section", { class: "card trials" },
-    h("div", { class: "card-head" }, h("h2", {}, "Trials"), liveNote),
-    detail, table.el);
+    h("div", { class: "card-head" }, h("h2", {}, "Trials"), liveNote,
+      h("span", { class: "toolbar" }, exportButton(base, name, exportMessage, filters.states), exportMessage)),
+    filters.el, table.el);
+  const tools = [queueCard(base, summary.spec, () => poll(true)), predictCard(base, summary.spec)];
+  const notes = notesCard(`${base}/notes`, "Study notes");
 
-  fill(root, head, best, plots, trialsCard);
+  fill(root, head, best, plots, trialsCard, ...tools, notes);
 
   renderSummary();
   renderHead();
@@ -125,6 +137,7 @@ export async function render(root, { name, query }, scope) {
       s.description || spec.description ? h("p", { class: "muted" }, s.description || spec.description) : null,
       h("div", { class: "meta" },
         meta("Dataset", task.dataset || "–"), meta("Objective", s.metrics.map((m, i) => `${m} (${s.directions[i] || "?"})`).join(", ")),
+        meta("Budget", `${fmtNumber(s.total)} trials`),
         meta("Sampler", (spec.sampler && spec.sampler.type) || "–"), meta("Pruner", (spec.pruner && spec.pruner.type) || "–"),
         meta("Epochs", (spec.budget && spec.budget.max_epochs) ?? "–"),
         meta("Elapsed", fmtDuration(s.elapsed)), meta("Time left", s.state !== "running" || s.eta === undefined || s.eta === null ? "–" : `≈ ${fmtDuration(s.eta)}`)),
@@ -140,6 +153,7 @@ export async function render(root, { name, query }, scope) {
     buttons.stop.disabled = !["created", "running", "paused"].includes(st);
     buttons.workers.disabled = ["completed", "stopped"].includes(st);
     buttons.stopWorkers.disabled = !running && st !== "running";
+    budget.update(s);
   }
 
   function renderHead() {
@@ -152,57 +166,10 @@ export async function render(root, { name, query }, scope) {
     const values = Array.isArray(b.values) ? b.values : [b.value];
     fill(best,
       h("div", { class: "card-head" },
-        h("h2", {}, "Best trial ", h("a", { href: "#", onclick: (e) => { e.preventDefault(); showTrial(b.number); } }, `#${b.number}`)),
+        h("h2", {}, "Best trial ", h("a", { href: trialHref(name, b.number) }, `#${b.number}`)),
         h("span", { class: "best-value", id: "best-value" }, summary.metrics.map((m, i) => `${m} = ${fmtNumber(values[i])}`).join(", "))),
       h("div", { class: "kv-list" }, Object.entries(b.params || {}).map(([k, v]) =>
         h("span", { class: "kv" }, h("span", { class: "k" }, k), " ", h("b", {}, fmtParam(v))))));
-  }
-
-  // --- trial details ---
-
-  async function showTrial(number) {
-    detail.hidden = false;
-    fill(detail, h("p", { class: "muted" }, `Loading trial #${number}…`));
-    try {
-      const t = normTrial(await api(`${base}/trials/${number}`));
-      const attrs = t.user_attrs || {};
-      const curves = t.curves || attrs.curves || null;
-      const iv = t.intermediate_values || t.intermediate || null;
-      const reason = t.fail_reason || t.failure_reason || t.reason || attrs.fail_reason;
-      const curveEl = h("div", { class: "plot small-plot" });
-      fill(detail,
-        h("div", { class: "card-head" },
-          h("h3", {}, `Trial #${t.number} `, badge(t.state)),
-          h("button", { class: "secondary", onclick: () => { purge(curveEl); detail.hidden = true; } }, "Close")),
-        h("div", { class: "detail-grid" },
-          h("dl", { class: "params" },
-            summary.metrics.map((m, i) => [h("dt", {}, m), h("dd", {}, fmtNumber(t.values[i]))]),
-            Object.entries(t.params).map(([k, v]) => [h("dt", {}, k), h("dd", {}, fmtParam(v))]),
-            h("dt", {}, "duration"), h("dd", {}, fmtDuration(t.duration)),
-            t.worker ? [h("dt", {}, "worker"), h("dd", { class: "mono" }, t.worker)] : null,
-            reason ? [h("dt", {}, "reason"), h("dd", { class: "error" }, reason)] : null),
-          curveEl));
-      const traces = curveTraces(curves, iv, summary.metrics);
-      if (traces.length) {
-        const epochs = Math.max(...traces.map((t) => t.x.length));
-        const twoAxes = traces.some((t) => t.yaxis === "y2");
-        await drawFigure(curveEl, {
-          data: traces,
-          layout: {
-            height: 300,
-            margin: { t: 30, l: 55, r: twoAxes ? 60 : 15, b: 45 },
-            legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-            xaxis: { title: { text: "epoch" }, ...(epochs <= 20 ? { dtick: 1 } : {}) },
-            yaxis: { title: { text: twoAxes ? "loss" : "value" } },
-            ...(twoAxes ? { yaxis2: { title: { text: "validation metric" }, overlaying: "y", side: "right", showgrid: false } } : {}),
-          },
-        }, `trial-${t.number}`);
-      } else {
-        fill(curveEl, h("p", { class: "muted" }, "No per-epoch values recorded."));
-      }
-    } catch (error) {
-      fill(detail, h("p", { class: "error" }, (error.messages || [String(error)]).join("; ")));
-    }
   }
 
   // --- plots ---
@@ -259,10 +226,10 @@ export async function render(root, { name, query }, scope) {
   // --- live progress ---
 
   let quietTicks = 0;
-  async function poll() {
+  async function poll(now = false) {
     // Nothing runs (created, paused, over, no RUNNING trial): look every 5th tick only.
     const idle = summary.state !== "running" && !(summary.counts.RUNNING > 0);
-    if (idle && quietTicks++ % 5 !== 0) return;
+    if (!now && idle && quietTicks++ % 5 !== 0) return;
     if (!idle) quietTicks = 0;
     const before = lastCounts;
     const [fresh, changes] = await Promise.all([api(base), pollTrials()]);
@@ -352,29 +319,4 @@ export async function render(root, { name, query }, scope) {
 
 function meta(label, value) {
   return h("div", { class: "meta-item" }, h("span", { class: "meta-label" }, label), h("span", { class: "meta-value" }, value));
-}
-
-/** Losses on the left axis, the study's objective metrics (val_<metric>) on the right. */
-function curveTraces(curves, intermediate, metrics) {
-  const traces = [];
-  const wanted = new Set(["train_loss", "val_loss", ...metrics.map((m) => `val_${m}`)]);
-  if (curves && typeof curves === "object") {
-    for (const [key, ys] of Object.entries(curves)) {
-      if (!wanted.has(key) || !Array.isArray(ys)) continue;
-      traces.push({ type: "scatter", mode: "lines+markers", name: key, x: ys.map((_, i) => i + 1), y: ys,
-        yaxis: key.endsWith("loss") ? "y" : "y2" });
-    }
-  }
-  if (!traces.length && intermediate) {
-    let pts = [];
-    if (Array.isArray(intermediate)) pts = intermediate.map((p, i) => (Array.isArray(p) ? p : p && typeof p === "object" ? [p.step ?? p.epoch ?? i, p.value] : [i, p]));
-    else pts = Object.entries(intermediate).map(([k, v]) => [Number(k), v]).sort((a, b) => a[0] - b[0]);
-    traces.push({ type: "scatter", mode: "lines+markers", name: "intermediate value", x: pts.map((p) => p[0]), y: pts.map((p) => p[1]) });
-  }
-  if (traces.some((t) => t.yaxis === "y2")) {
-    traces.forEach((t) => { if (t.yaxis === "y2") t.line = { dash: "dot" }; });
-  } else {
-    traces.forEach((t) => delete t.yaxis);
-  }
-  return traces;
 }

@@ -1,5 +1,6 @@
-// Workers: GET /api/workers (heartbeat, current trial), refreshed; start more with
-// POST /api/studies/{name}/workers {processes, device}.
+// Workers: GET /api/workers (heartbeat, current trial, finished runs by outcome), refreshed; start
+// more with POST /api/studies/{name}/workers {processes, device}. The study choice lists only
+// studies that can still run, running ones first, so it never defaults to a finished study.
 
 import { api, itemsOf, normStudy } from "../api.js";
 import { badge, fill, fmtAgo, fmtTime, h, studyHref } from "../util.js";
@@ -31,8 +32,8 @@ export async function render(root, _args, scope) {
       h("div", { class: "card-head" }, h("h1", {}, "Workers")),
       h("p", { class: "muted" }, "Worker processes registered with this database: local ones started by the server and remote ones that joined by themselves."),
       h("div", { class: "table-wrap" }, h("table", { class: "table workers-table" },
-        h("thead", {}, h("tr", {}, ["Worker", "Host", "PID", "Device", "State", "Study / trial", "Trials done", "Heartbeat", "Started"]
-          .map((c) => h("th", { class: c === "PID" || c === "Trials done" ? "num" : "" }, c)))),
+        h("thead", {}, h("tr", {}, ["Worker", "Host", "PID", "Device", "State", "Study / trial", "Done", "Failed", "Heartbeat", "Started"]
+          .map((c) => h("th", { class: ["PID", "Done", "Failed"].includes(c) ? "num" : "" }, c)))),
         body))),
     h("section", { class: "card" }, h("h2", {}, "Start workers"), form, message));
 
@@ -41,7 +42,7 @@ export async function render(root, _args, scope) {
     if (!scope.alive) return;
     const rows = itemsOf(page, "workers");
     if (!rows.length) {
-      fill(body, h("tr", {}, h("td", { colspan: "9", class: "muted empty" }, "No workers registered yet.")));
+      fill(body, h("tr", {}, h("td", { colspan: "10", class: "muted empty" }, "No workers registered yet.")));
       return;
     }
     fill(body, rows.map((w) => {
@@ -52,14 +53,31 @@ export async function render(root, _args, scope) {
         h("td", {}, w.host || "–"), h("td", { class: "num" }, w.pid ?? "–"), h("td", {}, w.device || "–"),
         h("td", {}, badge(w.state !== "stopped" && (w.live === false || w.alive === false) ? "lost" : w.state)),
         h("td", {}, study ? h("a", { href: studyHref(study) }, study) : "–", trial !== undefined && trial !== null ? ` #${trial}` : ""),
-        h("td", { class: "num" }, w.trials_done ?? "–"),
+        ...outcomeCells(w),
         h("td", { class: "muted" }, fmtAgo(w.heartbeat_at || w.last_heartbeat)),
         h("td", { class: "muted" }, fmtTime(w.started_at)));
     }));
   }
 
   const studies = itemsOf(await api("/api/studies", { query: { limit: 200 } }), "studies").map(normStudy);
-  fill(studySelect, studies.map((s) => h("option", { value: s.name }, `${s.name} (${s.state})`)));
+  const startable = studies.filter((s) => STARTABLE.includes(s.state))
+    .sort((a, b) => STARTABLE.indexOf(a.state) - STARTABLE.indexOf(b.state));
+  fill(studySelect, startable.length ? startable.map((s) => h("option", { value: s.name }, `${s.name} (${s.state})`))
+    : h("option", { value: "" }, "no study can run: create one or extend a completed one"));
+  form.querySelector("button[type=submit]").disabled = !startable.length;
   await load();
   scope.every(3000, load);
+}
+
+/** Preferred first: a running study (more workers help now), then created, then paused. */
+const STARTABLE = ["running", "created", "paused"];
+
+/** Done (complete or pruned) and failed runs; older servers only send trials_done. */
+function outcomeCells(w) {
+  const o = w.outcomes;
+  if (!o || typeof o !== "object") return [h("td", { class: "num" }, w.trials_done ?? "–"), h("td", { class: "num" }, "–")];
+  const done = (o.complete || 0) + (o.pruned || 0);
+  const failed = o.failed || 0;
+  return [h("td", { class: "num", title: `${o.complete || 0} complete, ${o.pruned || 0} pruned` }, done),
+    h("td", { class: `num${failed ? " error" : ""}` }, failed)];
 }
