@@ -101,6 +101,7 @@ def tiny_spec(name: str, sampler: str = "tpe", n_trials: int = 8) -> dict[str, A
 class Server:
     url: str
     log: Path
+    database_url: str = ""
     headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {TOKEN}"})
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -164,7 +165,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from hpo_service.store.db import dispose_engines, migrate
 
     tmp = tmp_path_factory.mktemp("web")
-    settings = make_settings(f"sqlite:///{tmp / 'hpo.db'}", tmp)
+    # Uploads land in HPO_DATA_DIR/uploads: a scratch folder, never the shared datasets.
+    settings = make_settings(f"sqlite:///{tmp / 'hpo.db'}", tmp, data_dir=tmp / "data")
     migrate(settings)
     make_big_study(settings)
     dispose_engines()
@@ -186,7 +188,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    srv = Server(f"http://127.0.0.1:{port}", log)
+    srv = Server(f"http://127.0.0.1:{port}", log, settings.database_url)
 
     def up() -> bool:
         if process.poll() is not None:
@@ -393,7 +395,7 @@ def test_create_study_with_token_and_watch_trials_live(browser: Browser, server:
         page.wait_for_timeout(300)
         shoot(page, "study-live")
 
-        # The trial table sorts on the server and opens a trial's details.
+        # The trial table sorts on the server and opens a trial at its own address.
         page.click("th[data-sort=value]")
         page.wait_for_selector("th[data-sort=value][aria-sort=ascending]")
         page.wait_for_function("""() => {
@@ -403,7 +405,8 @@ def test_create_study_with_token_and_watch_trials_live(browser: Browser, server:
             return v.length >= 2 && v.every((x, i) => i === 0 || v[i - 1] <= x);
         }""")
         page.click("tr.trial-row[data-state=COMPLETE]")
-        page.wait_for_selector(".trial-detail:not([hidden]) h3")
+        page.wait_for_selector(".trial-page h1")
+        assert "/trials/" in page.url
     finally:
         page.context.close()
     assert not errors, errors

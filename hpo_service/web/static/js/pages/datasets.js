@@ -56,8 +56,8 @@ export async function render(root, _args, scope) {
     }
     try {
       const info = await api("/api/datasets", { method: "POST", body: data });
-      fill(message, h("span", { class: "ok" }, `Uploaded ${info.name}: ${fmtNumber(info.rows)} rows. Use `, h("code", {}, info.dataset), " as task.dataset."));
       await load();
+      fill(message, h("span", { class: "ok" }, `Uploaded ${info.name}: ${fmtNumber(info.rows)} rows. Use `, h("code", {}, info.dataset), " as task.dataset."));
     } catch (error) {
       const problems = (error.body && error.body.errors) || [];
       for (const p of problems) {

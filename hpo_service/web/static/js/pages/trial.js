@@ -29,7 +29,7 @@ export async function render(root, { name, number }, scope) {
           h("a", { href: studyHref(name) }, `← ${name}`),
           n > 0 ? h("a", { href: trialHref(name, n - 1), "data-nav": "previous" }, "‹ previous") : null,
           h("a", { href: trialHref(name, n + 1), "data-nav": "next" }, "next ›"))),
-      h("div", { class: "detail-grid" },
+      h("div", { class: "detail-grid trial-grid" },
         h("div", {}, factsList(t, summary), metricsTable(t, summary.metrics)),
         h("div", {}, h("h2", {}, "Learning curves"), curveEl))),
     artifactsCard(path, name, t.number, files),
@@ -54,7 +54,7 @@ function factsList(t, summary) {
     t.worker ? row("worker", t.worker, "mono") : null,
     t.retries ? row("retries", t.retries) : null,
     reason ? row("reason", reason, "error") : null,
-    h("dt", { class: "group" }, "hyperparameters"), h("dd", {}),
+    h("dt", { class: "group" }, "hyperparameters"),
     Object.entries(t.params).map(([k, v]) => row(k, fmtParam(v))));
 }
 
@@ -65,9 +65,10 @@ function metricsTable(t, objectives) {
   if (!names.length) return h("p", { class: "muted", id: "trial-metrics" }, "No stored metrics: the trial did not finish an epoch.");
   names.sort((a, b) => (objectives.includes(b) - objectives.includes(a)) || a.localeCompare(b));
   const cell = (k, m) => h("td", { class: "num" }, fmtNumber((sets[k] || {})[m]));
-  return h("table", { class: "table metrics-table", id: "trial-metrics" },
-    h("thead", {}, h("tr", {}, h("th", {}, "metric"), h("th", { class: "num" }, "validation (best epoch)"), h("th", { class: "num" }, "validation (last epoch)"), h("th", { class: "num" }, "test"))),
-    h("tbody", {}, names.map((m) => h("tr", { dataset: { metric: m } }, h("td", {}, m), cell("best", m), cell("final", m), cell("test", m)))));
+  return h("div", { class: "table-wrap metrics-wrap" }, h("h2", {}, "Metrics"), h("table", { class: "table metrics-table", id: "trial-metrics" },
+    h("thead", {}, h("tr", {}, h("th", {}, "metric"), h("th", { class: "num", title: "validation split, at the best epoch (the stored model)" }, "best epoch"),
+      h("th", { class: "num", title: "validation split, at the last epoch" }, "last epoch"), h("th", { class: "num", title: "test split, with the stored model" }, "test"))),
+    h("tbody", {}, names.map((m) => h("tr", { dataset: { metric: m } }, h("td", {}, m), cell("best", m), cell("final", m), cell("test", m))))));
 }
 
 function artifactsCard(path, name, number, listing) {
@@ -113,6 +114,7 @@ async function drawCurves(el, t, metrics) {
       ...(twoAxes ? { yaxis2: { title: { text: metrics.join(", ") }, overlaying: "y", side: "right", showgrid: false } } : {}),
     },
   }, `trial-${t.number}`);
+  el.dataset.shown = "curves";
 }
 
 /** Losses on the left axis, the study's objective metrics (val_<metric>) on the right. */
