@@ -81,6 +81,7 @@ BAD_FILTERS: list[tuple[dict[str, Any], str, str]] = [
     ({"value_min": "x"}, "value_min", "valid number"),
     ({"objective": -1}, "objective", "greater than or equal to 0"),
     ({"value_min": 1, "after": "x"}, "after", "cannot be combined with after"),
+    ({"param": "learning_rate:" + "1" * 600 + ":"}, "param", "longer than 500 characters"),
 ]
 
 

@@ -25,8 +25,8 @@ def test_static_files_present() -> None:
     assert 'href="/static/style.css"' in html
     assert (STATIC_DIR / "style.css").is_file()
     names = {p.relative_to(JS_DIR).as_posix() for p in js_files()}
-    assert {"app.js", "api.js", "plots.js", "util.js"} <= names
-    pages = {"studies", "create", "study", "compare", "workers"}
+    assert {"app.js", "api.js", "plots.js", "util.js", "markdown.js", "notes.js"} <= names
+    pages = {"studies", "create", "study", "compare", "workers", "trial", "datasets"}
     assert {f"pages/{p}.js" for p in pages} <= names
 
 
@@ -38,6 +38,19 @@ def test_relative_imports_resolve() -> None:
     for file in js_files():
         for target in pattern.findall(file.read_text(encoding="utf-8")):
             assert (file.parent / target).resolve().is_file(), f"{file.name} imports {target}"
+
+
+def test_no_html_is_built_from_strings() -> None:
+    """Notes, dataset names and API messages are user text: the dashboard builds DOM nodes and
+    text nodes only, never markup from strings (the browser tests check a note with script)."""
+    for file in js_files():
+        code = "\n".join(
+            line
+            for line in file.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("//")
+        )
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in code, f"{file.name} uses {sink}"
 
 
 def test_works_offline_no_external_urls() -> None:

@@ -102,7 +102,9 @@ def trial_filter(
             raise ApiError(422, "must be a finite number", label)
     if value_min is not None and value_max is not None and value_min > value_max:
         raise ApiError(422, f"must not exceed value_max ({value_max:g})", "value_min")
-    parsed = tuple(parse_param(p) for p in (param or []) if len(p) <= 500)
+    if any(len(p) > 500 for p in param or []):
+        raise ApiError(422, "a filter is longer than 500 characters", "param")
+    parsed = tuple(parse_param(p) for p in param or [])
     return TrialFilter(value_min, value_max, objective, parsed)
 
 

@@ -20,10 +20,11 @@ const STATE_ORDER = { COMPLETE: 0, PRUNED: 1, RUNNING: 2, WAITING: 3, FAIL: 4 };
 export class TrialTable {
   /**
    * @param {object} options base: the study's API path; metrics: objective names;
-   *   directions: per objective; params: parameter names (one column each); onOpen(number).
+   *   directions: per objective; params: parameter names (one column each); onOpen(number);
+   *   link(number): the trial's address, so the number is a real link (keyboard, new tab).
    */
-  constructor({ base, metrics, directions, params, onOpen }) {
-    Object.assign(this, { base, metrics, directions, params, onOpen });
+  constructor({ base, metrics, directions, params, onOpen, link }) {
+    Object.assign(this, { base, metrics, directions, params, onOpen, link });
     this.mode = "all";
     this.filter = null; // the API's filter query, or null
     this.trials = new Map(); // number -> trial (mode "all")
@@ -111,7 +112,8 @@ export class TrialTable {
 
   columns() {
     const cols = [
-      { key: "number", label: "#", cls: "num", sort: (t) => t.number, cell: (t) => t.number },
+      { key: "number", label: "#", cls: "num", sort: (t) => t.number,
+        cell: (t) => (this.link ? h("a", { href: this.link(t.number), onclick: (e) => e.stopPropagation() }, t.number) : t.number) },
       { key: "state", label: "State", sort: (t) => STATE_ORDER[t.state] ?? 9, cell: (t) => badge(t.state) },
     ];
     this.metrics.forEach((m, i) => cols.push({

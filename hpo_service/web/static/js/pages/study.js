@@ -105,7 +105,7 @@ export async function render(root, { name, query }, scope) {
   // --- trials ---
   const liveNote = h("span", { class: "live muted", id: "live-note" });
   const showTrial = (number) => { location.hash = trialHref(name, number); };
-  const table = new TrialTable({ base, metrics: summary.metrics, directions: summary.directions, params, onOpen: showTrial });
+  const table = new TrialTable({ base, metrics: summary.metrics, directions: summary.directions, params, onOpen: showTrial, link: (n) => trialHref(name, n) });
   const filters = filterBar(summary.spec, params, summary.metrics[0], (q) => table.setFilter(q));
   const exportMessage = h("span", { class: "form-message inline-message", role: "status" });
   const trialsCard = h("section", { class: "card trials" },
