@@ -59,7 +59,7 @@ def trained(server: Server) -> dict[str, Any]:  # noqa: F811
     )
     assert started.status_code < 300, started.text
     server.wait_for(
-        f"{TRAINED} to complete", lambda: server.study(TRAINED)["state"] == "completed", 180
+        f"{TRAINED} to complete", lambda: server.study(TRAINED)["state"] == "completed", 300
     )
     return server.study(TRAINED)
 
@@ -150,6 +150,22 @@ def test_failed_trial_says_why_instead_of_empty_axes(
     assert page.locator("#trial-curves svg, #trial-curves canvas").count() == 0
     assert "No stored metrics" in page.inner_text("#trial-metrics")
     assert "No saved files" in page.inner_text(".artifacts")
+
+
+def test_a_running_trial_page_follows_the_trial(
+    page: Page,  # noqa: F811
+    server: Server,  # noqa: F811
+    idle: optuna.Study,
+) -> None:
+    trial = idle.ask()
+    trial.suggest_float("learning_rate", 0.001, 0.05, log=True)
+    go(page, server, f"/studies/{IDLE}/trials/{trial.number}")
+    assert "No epoch has finished yet" in page.inner_text("#trial-curves")
+    trial.report(12.5, 0)
+    trial.report(11.0, 1)
+    idle.tell(trial, 11.0)
+    page.wait_for_selector(".trial-page h1 .badge:has-text('complete')", timeout=15_000)
+    plot_rendered(page, "#trial-curves")  # the reported values, drawn without a reload
 
 
 def test_trial_filters_are_served_by_the_api(

@@ -1,6 +1,7 @@
 // One trial at its own address, #/studies/NAME/trials/N: GET .../trials/N (values, parameters,
 // validation/final/test metrics, best epoch, stop reason, parameter count, curves), its saved
-// files (GET .../trials/N/artifacts, downloaded with the token) and its note.
+// files (GET .../trials/N/artifacts, downloaded with the token) and its note. A running trial's
+// page redraws when it records an epoch or finishes.
 
 import { api, download, normStudy, normTrial } from "../api.js";
 import { notesCard } from "../notes.js";
@@ -36,7 +37,19 @@ export async function render(root, { name, number }, scope) {
     notes);
   scope.onCleanup(() => purge(curveEl));
   await drawCurves(curveEl, t, summary.metrics);
+  if (["RUNNING", "WAITING"].includes(t.state)) {
+    // Still going: look again every few seconds and redraw the page once it moved on.
+    const seen = `${t.state}/${(t.intermediate_values || []).length}`;
+    scope.every(POLL_MS, async () => {
+      const fresh = await api(path);
+      if (scope.alive && `${fresh.state}/${(fresh.intermediate_values || []).length}` !== seen) {
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+      }
+    });
+  }
 }
+
+const POLL_MS = 3000;
 
 function row(label, value, cls) {
   return [h("dt", {}, label), h("dd", { class: cls || null }, value)];
