@@ -6,18 +6,21 @@ written here directly, as workers would, so the test needs no training."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
 from hpo_service.scheduling import claims
+from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, session_scope
-from hpo_service.store.models import RunStatus, TrialRun
+from hpo_service.store.models import RunStatus, StudyRecord, TrialRun
 from hpo_service.store.studies import get_study, transition
 from tests.conftest import tiny_spec
 
@@ -111,3 +114,23 @@ def test_extend_validation_state_and_token(
             "/api/studies/grid", json={"n_trials": 2}, headers={"Authorization": "Bearer s3cret"}
         )
         assert ok.status_code == 200, ok.text
+
+
+def test_extend_refuses_a_study_whose_time_limit_has_passed(
+    api: TestClient, migrated: Settings
+) -> None:
+    spec = tiny_spec("late", 1)
+    spec["budget"]["timeout_s"] = 60
+    assert api.post("/api/studies?start=true", json=spec).status_code == 201
+    use_budget(migrated, "late", [RunStatus.COMPLETE])
+    engine = get_engine(migrated)
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(StudyRecord)
+            .where(StudyRecord.name == "late")
+            .values(started_at=utcnow() - timedelta(minutes=5))
+        )
+    transition(engine, "late", "complete")
+    detail = error(api.patch("/api/studies/late", json={"n_trials": 3}), 409)
+    assert "used up its time limit (budget.timeout_s = 60)" in detail
+    assert api.get("/api/studies/late").json()["state"] == "completed"

@@ -177,8 +177,9 @@ def transition(engine: Engine, name: str, action: str) -> StudyInfo:
 def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
     """Set a study's trial budget to ``n_trials``: the one rule behind ``PATCH /api/studies``
     and the CLI. A budget may not go below the trials already used (finished and running runs,
-    as the claims count them); a completed study given more budget runs again; a stopped one
-    stays stopped (stop is final), and a grid cannot grow past its number of points.
+    as the claims count them); a completed study given more budget runs again, unless its time
+    limit has passed; a stopped one stays stopped (stop is final), and a grid cannot grow past
+    its number of points.
 
     The first statement touches the study's row, which takes the same lock a claim takes, so
     the used count cannot change between the check and the update."""
@@ -206,6 +207,13 @@ def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
 def _check_budget(record: StudyRecord, spec: StudySpec, n_trials: int, used: int) -> None:
     if record.state == "stopped":
         raise BudgetError(f"study {record.name!r} is stopped for good; create a new study")
+    timeout, started = spec.budget.timeout_s, record.started_at
+    late = bool(timeout and started and (utcnow() - started).total_seconds() > timeout)
+    if record.state == "completed" and late:
+        raise BudgetError(
+            f"study {record.name!r} used up its time limit (budget.timeout_s = {timeout:g}); "
+            "more trials would never start"
+        )
     if n_trials < used:
         raise BudgetError(
             f"n_trials: {n_trials} is below the {used} trial(s) already used by {record.name!r}"

@@ -20,7 +20,8 @@ export function budgetForm(base, summary, onChange) {
     fill(message);
     try {
       const study = await api(base, { method: "PATCH", body: { n_trials: Number(input.value) } });
-      fill(message, h("span", { class: "ok" }, `Budget set to ${fmtNumber(study.n_trials)} trials.`));
+      const idle = study.state === "running" && !(study.counts && study.counts.RUNNING);
+      fill(message, h("span", { class: "ok" }, `Budget set to ${fmtNumber(study.n_trials)} trials.${idle ? " Start workers to run the new ones." : ""}`));
       onChange(study);
     } catch (error) {
       showError(message, error);
