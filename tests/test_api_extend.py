@@ -21,7 +21,7 @@ from hpo_service.scheduling import claims
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import RunStatus, StudyRecord, TrialRun
-from hpo_service.store.studies import get_study, transition
+from hpo_service.store.studies import get_study, transition, used_budget
 from tests.conftest import tiny_spec
 
 
@@ -134,3 +134,18 @@ def test_extend_refuses_a_study_whose_time_limit_has_passed(
     detail = error(api.patch("/api/studies/late", json={"n_trials": 3}), 409)
     assert "used up its time limit (budget.timeout_s = 60)" in detail
     assert api.get("/api/studies/late").json()["state"] == "completed"
+
+
+@pytest.mark.parametrize("count_failed", [False, True])
+def test_used_budget_counts_what_the_claims_count(
+    api: TestClient, migrated: Settings, count_failed: bool
+) -> None:
+    spec = tiny_spec("count", 20)
+    spec["budget"]["count_failed"] = count_failed
+    assert api.post("/api/studies", json=spec).status_code == 201
+    use_budget(migrated, "count", list(RunStatus))
+    engine = get_engine(migrated)
+    info = get_study(engine, "count")
+    with session_scope(engine) as session:
+        used = used_budget(session, info.id, info.spec)
+    assert used == len(claims.counted_statuses(info.spec))

@@ -2,11 +2,11 @@
 
 ``GET /api/studies/{name}/trials`` takes ``value_min``/``value_max`` (on objective ``objective``)
 and repeated ``param`` filters: ``NAME:LOW:HIGH`` for a numeric parameter (either bound may be
-empty) or ``NAME=A|B`` for a categorical one. Each becomes an ``EXISTS`` over Optuna's
-``trial_values`` / ``trial_params`` rows of the trial, so a page of a 10,000-trial study is still
-a few indexed queries and nothing is loaded into Python to be filtered there. Categorical values
-are stored by Optuna as choice indices, so ``NAME=A`` is translated through the parameter's stored
-distribution.
+empty) or ``NAME=A|B`` for a categorical one. This module parses and checks them (422s naming the
+filter); :mod:`hpo_service.store.optuna_tables.filters` turns them into ``EXISTS`` conditions
+over Optuna's tables, so a page of a 10,000-trial study is still a few indexed queries and nothing
+is loaded into Python to be filtered there. Categorical values are stored by Optuna as choice
+indices, so ``NAME=A`` is translated through the parameter's stored distribution.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from optuna.distributions import CategoricalDistribution, json_to_distribution
 
 from hpo_service.api import trial_queries as q
 from hpo_service.api.errors import ApiError
+from hpo_service.store.optuna_tables import filters
 
 PARAM_DOC = (
     "Parameter filter, repeatable: `NAME:LOW:HIGH` keeps trials whose numeric parameter lies in "
     "[LOW, HIGH] (leave a bound empty for none), `NAME=A|B` those whose categorical parameter is "
     "one of the choices. Trials without the parameter are left out."
 )
-COLUMNS = (q.TRIALS.c.trial_id, q.TRIALS.c.number, q.STATE, q.TRIALS.c.datetime_start,
-           q.TRIALS.c.datetime_complete)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -109,69 +108,39 @@ def trial_filter(
 
 
 def _distribution(conn: sa.Connection, sid: int, name: str) -> Any:
-    found = conn.scalar(
-        sa.select(q.PARAMS.c.distribution_json)
-        .join(q.TRIALS, q.TRIALS.c.trial_id == q.PARAMS.c.trial_id)
-        .where(q.TRIALS.c.study_id == sid, q.PARAMS.c.param_name == name)
-        .limit(1)
-    )
+    found = filters.param_distribution_json(conn, sid, name)
     if found is None:
         known = ", ".join(q.param_names(conn, sid)) or "none yet"
         raise ApiError(422, f"no parameter {name!r} in this study (known: {known})", "param")
     return json_to_distribution(found)
 
 
-def _param_condition(conn: sa.Connection, sid: int, f: ParamFilter) -> sa.ColumnElement[bool]:
+def _param_condition(conn: sa.Connection, sid: int, f: ParamFilter) -> filters.Condition:
     dist = _distribution(conn, sid, f.name)
-    p = q.PARAMS.c
-    where = [p.trial_id == q.TRIALS.c.trial_id, p.param_name == f.name]
-    if isinstance(dist, CategoricalDistribution):
-        if not f.choices:
-            raise ApiError(422, f"{f.name!r} is categorical: use {f.name}=CHOICE", "param")
-        labels = [str(c) for c in dist.choices]
-        unknown = [c for c in f.choices if c not in labels]
-        if unknown:
-            raise ApiError(422, f"{f.name!r} has no choice {unknown[0]!r}; use {', '.join(labels)}",
-                           "param")  # fmt: skip
-        where.append(p.param_value.in_([float(labels.index(c)) for c in f.choices]))
-    elif f.choices:
-        raise ApiError(422, f"{f.name!r} is numeric: use {f.name}:LOW:HIGH", "param")
-    else:
-        if f.low is not None:
-            where.append(p.param_value >= f.low)
-        if f.high is not None:
-            where.append(p.param_value <= f.high)
-    return sa.exists(sa.select(1).select_from(q.PARAMS).where(*where))
+    if not isinstance(dist, CategoricalDistribution):
+        if f.choices:
+            raise ApiError(422, f"{f.name!r} is numeric: use {f.name}:LOW:HIGH", "param")
+        return filters.param_between(f.name, f.low, f.high)
+    if not f.choices:
+        raise ApiError(422, f"{f.name!r} is categorical: use {f.name}=CHOICE", "param")
+    labels = [str(c) for c in dist.choices]
+    unknown = [c for c in f.choices if c not in labels]
+    if unknown:
+        choices = ", ".join(labels)
+        raise ApiError(422, f"{f.name!r} has no choice {unknown[0]!r}; use {choices}", "param")
+    return filters.param_between(f.name, None, None, [float(labels.index(c)) for c in f.choices])
 
 
-def conditions(conn: sa.Connection, sid: int, f: TrialFilter) -> list[sa.ColumnElement[bool]]:
-    """WHERE clauses on ``trials`` for the filter (empty when it is not active)."""
+def conditions(conn: sa.Connection, sid: int, f: TrialFilter) -> list[filters.Condition]:
+    """WHERE clauses on Optuna's trials for the filter (empty when it is not active)."""
     found = [_param_condition(conn, sid, p) for p in f.params]
     if f.value_min is not None or f.value_max is not None:
-        v = q.VALUES.c
-        where = [
-            v.trial_id == q.TRIALS.c.trial_id,
-            v.objective == f.objective,
-            v.value.is_not(None),
-        ]
-        if f.value_min is not None:
-            where.append(v.value >= f.value_min)
-        if f.value_max is not None:
-            where.append(v.value <= f.value_max)
-        found.append(sa.exists(sa.select(1).select_from(q.VALUES).where(*where)))
+        found.append(filters.value_between(f.objective, f.value_min, f.value_max))
     return found
 
 
-def _where(sid: int, states: list[str] | None, extra: list[sa.ColumnElement[bool]]) -> list[Any]:
-    where: list[Any] = [q.TRIALS.c.study_id == sid, *extra]
-    if states:
-        where.append(q.STATE.in_(states))
-    return where
-
-
 def count(conn: sa.Connection, sid: int, states: list[str] | None, extra: list[Any]) -> int:
-    query = sa.select(sa.func.count()).select_from(q.TRIALS).where(*_where(sid, states, extra))
-    return int(conn.scalar(query) or 0)
+    return filters.count_where(conn, sid, states, extra)
 
 
 def page(
@@ -182,8 +151,4 @@ def page(
     window: tuple[bool, int, int],
 ) -> list[q.TrialRow]:
     """``window``: (descending, offset, limit), by trial number."""
-    descending, offset, limit = window
-    order = q.TRIALS.c.number.desc() if descending else q.TRIALS.c.number.asc()
-    query = sa.select(*COLUMNS).where(*_where(sid, states, extra))
-    rows = conn.execute(query.order_by(order, q.TRIALS.c.trial_id).offset(offset).limit(limit))
-    return [q.TrialRow(*row) for row in rows]
+    return filters.page_where(conn, sid, states, extra, window)
