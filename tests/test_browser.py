@@ -165,8 +165,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from hpo_service.store.db import dispose_engines, migrate
 
     tmp = tmp_path_factory.mktemp("web")
-    # Uploads land in HPO_DATA_DIR/uploads: a scratch folder, never the shared datasets.
-    settings = make_settings(f"sqlite:///{tmp / 'hpo.db'}", tmp, data_dir=tmp / "data")
+    settings = make_settings(f"sqlite:///{tmp / 'hpo.db'}", tmp)
     migrate(settings)
     make_big_study(settings)
     dispose_engines()
