@@ -46,11 +46,11 @@ import optuna
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hpo_service import db
 from hpo_service.config import Settings
 from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.spec.sampling import suggest_params
+from hpo_service.store import db
 from hpo_service.store.studies import create_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' PgBouncer launcher

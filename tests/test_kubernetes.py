@@ -21,9 +21,9 @@ import pytest
 import yaml
 from sqlalchemy import text, update
 
-from hpo_service import runs
 from hpo_service.api import ops
 from hpo_service.config import Settings
+from hpo_service.scheduling import claims
 from hpo_service.store.db import get_engine, migrate, session_scope
 from hpo_service.store.models import StudyRecord, TrialRun, utcnow
 from hpo_service.store.studies import StudyInfo, create_study, transition
@@ -258,7 +258,7 @@ def study(settings: Settings, name: str, statuses: list[str], **budget: Any) -> 
     info = create_study(settings, tiny_spec(name, **budget), start=True)
     for status in statuses:
         with session_scope(get_engine(settings)) as session:
-            claimed = runs.claim_unit(session, info.id, "w", info.spec)
+            claimed = claims.claim_unit(session, info.id, "w", info.spec)
             assert claimed is not None, (name, status)
             session.execute(
                 update(TrialRun).where(TrialRun.id == claimed.run_id).values(status=status)
@@ -269,7 +269,7 @@ def study(settings: Settings, name: str, statuses: list[str], **budget: Any) -> 
 def claim_all(settings: Settings, info: StudyInfo) -> int:
     claimed = 0
     with session_scope(get_engine(settings)) as session:
-        while runs.claim_unit(session, info.id, "w", info.spec) is not None:
+        while claims.claim_unit(session, info.id, "w", info.spec) is not None:
             claimed += 1
     return claimed
 
