@@ -49,6 +49,7 @@ class _Pending:
 
     run_id: int
     outcome: tuple[str, str | None, dict[str, Any]]  # status, reason, params
+    count_failed: bool  # the study's budget.count_failed: whether a failure keeps its unit
 
 
 @dataclass
@@ -256,7 +257,9 @@ class Worker:
 
     def _finish_pending(self, session: Any) -> None:
         if self.state.pending is not None:
-            claims.finish(session, self.state.pending.run_id, self.id, *self.state.pending.outcome)
+            run_id, outcome = self.state.pending.run_id, self.state.pending.outcome
+            count_failed = self.state.pending.count_failed
+            claims.finish(session, run_id, self.id, *outcome, count_failed=count_failed)
 
     def _show_idle(self, session: Any) -> None:
         registry.set_current(session, self.id, None, None, None, self.state.trials_done)
@@ -283,16 +286,19 @@ class Worker:
             if status in ("complete", "pruned", "failed"):
                 self.state.trials_done += 1
             if status is not None:  # None: the reaper took the run and closes it
-                self.state.pending = _Pending(run_id, (status, reason, trial.params))
+                outcome = (status, reason, trial.params)
+                self.state.pending = _Pending(run_id, outcome, info.spec.budget.count_failed)
         finally:
             self.state.run_id = None  # stop beating it: if it was left open, the reaper takes it
 
     def _attach(self, info: StudyInfo, run_id: int, trial: optuna.Trial, retries: int) -> None:
+        # Lock order, the same in every transaction of a worker: its registry row, then its
+        # run, then the study's counters (the heartbeat writes registry row, then run).
         with session_scope(self.engine) as session:
-            claims.attach(session, run_id, trial, retries, worker_id=self.id)
             registry.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
+            claims.attach(session, run_id, trial, retries, worker_id=self.id)
         self.state.idle = False
 
 
