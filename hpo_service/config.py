@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=2.0, gt=0, description="Idle worker poll period.")
     max_upload_mb: float = Field(default=50.0, gt=0, description="Dataset upload size limit.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="torch threads per worker process; default: the cores shared out among "
+        "the local workers.",
+    )
 
     @field_validator("device")
     @classmethod
