@@ -26,7 +26,7 @@ import numpy as np
 from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages._rdb import models as om
 from optuna.trial import TrialState
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 
 _TRIALS = om.TrialModel.__table__
 _PARAMS = om.TrialParamModel.__table__
@@ -99,17 +99,19 @@ class TrialCache:
 
     def refresh(self) -> None:
         """Read trials added since the last refresh and those that were unfinished then."""
+        columns = select(_TRIALS.c.trial_id, _TRIALS.c.number, _TRIALS.c.state)
         with self.engine.connect() as conn:
-            where = _TRIALS.c.trial_id > self._horizon
+            # Two index range reads, not one query with an OR: SQLite (and Optuna's own cache
+            # query, which has that OR) would then walk every trial of the study.
+            newer = columns.where(
+                _TRIALS.c.study_id == self.study_id, _TRIALS.c.trial_id > self._horizon
+            )
+            rows = {r.trial_id: r for r in conn.execute(newer)}
             if self._unfinished:
-                where = or_(where, _TRIALS.c.trial_id.in_(sorted(self._unfinished)))
-            rows = conn.execute(
-                select(_TRIALS.c.trial_id, _TRIALS.c.number, _TRIALS.c.state).where(
-                    _TRIALS.c.study_id == self.study_id, where
-                )
-            ).all()
+                again = columns.where(_TRIALS.c.trial_id.in_(sorted(self._unfinished)))
+                rows.update((r.trial_id, r) for r in conn.execute(again))
             self.last_read = len(rows)
-            fresh = [r for r in rows if int(r.trial_id) not in self._finished]
+            fresh = [r for r in rows.values() if int(r.trial_id) not in self._finished]
             details = _Details.read(conn, fresh)
         self.running, self.waiting = [], []
         for trial_id, number, state in sorted(fresh, key=lambda r: int(r.number)):

@@ -292,8 +292,9 @@ class Worker:
             registry.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
-            if claims.attach(session, run_id, trial, retries, worker_id=self.id):
-                write_params(session, trial._trial_id, held, cache.distributions)
+            claims.attach(session, run_id, trial, retries, worker_id=self.id)
+            # Even when the run was reaped meanwhile: the reaper requeues the stored params.
+            write_params(session, trial._trial_id, held, cache.distributions)
         self.state.idle = False
 
 
