@@ -1,22 +1,25 @@
-"""Worker throughput and per-trial overhead against plain Optuna, on SQLite and PostgreSQL.
+"""Worker speed against plain Optuna by study size, on SQLite and PostgreSQL, 1 and 4 workers.
 
 Run by hand (never in the test suite)::
 
     python bench/bench_workers.py                      # SQLite only
-    python bench/bench_workers.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/bench_workers.py --postgres postgresql://postgres@127.0.0.1:5432/postgres \\
+        --sizes 100,1000,10000,50000 --workers 1,4
 
 Both sides run the same trivial objective (the spec's search space suggested through
 ``suggest_params``, then a cheap arithmetic value) with the same sampler built from the same spec
 (TPE by default, as the service builds it), on the same database, so the difference is the
-service's machinery: budget claims, run rows, heartbeats, the worker registry, the reaper.
+service's machinery: budget claims, run rows, heartbeats, the registry, the reaper, the trial
+cache, the parameters written together.
 
-1. Throughput, trials/s: N trials with 1 and with 4 processes. Plain Optuna: each process runs
-   ``study.optimize`` for N/W trials. Service: each process runs a :class:`Worker` (the code behind
-   ``hpo worker``) with the trivial objective injected as ``train_fn``. Timing starts once every
-   process has imported and connected (a barrier), and ends when all have exited.
-2. Per-trial time with 100 and with 5,000 trials already in the study, one warm process: the mean
-   interval between consecutive trial starts after a few warm-up trials (which absorb the cold
-   read of the study into the storage cache), read from the database for both sides.
+For every size S and worker count W, each side gets a fresh study with S finished trials
+bulk-inserted (grown_study.py), then W processes (spawned, started together behind a barrier) each
+run WARMUP + MEASURED trials: plain Optuna through ``study.optimize``, the service through a
+:class:`Worker` (the code behind ``hpo worker``) with the trivial objective as ``train_fn``. The
+rate is read back from the trials' start times in the database, the same way for both sides,
+after the first WARMUP x W trials (which absorb each process's cold read of the study). A row
+prints both rates, the service/plain ratio and the per-trial cost (wall time per trial of the
+W processes together). Best of ``--repeat`` runs per side.
 """
 
 from __future__ import annotations
@@ -28,23 +31,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
 import optuna
-from sqlalchemy import create_engine, insert, select, text
+from grown_study import prefill
+from optuna.storages._rdb import models as om
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from hpo_service.config import Settings
 from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.spec.sampling import build_sampler, suggest_params
-from hpo_service.store.clock import utcnow
-from hpo_service.store.db import dispose_engines, get_engine, get_storage, migrate, session_scope
-from hpo_service.store.models import StudyRecord, TrialRun
-from hpo_service.store.studies import StudyInfo, create_study
+from hpo_service.store.db import dispose_engines, get_engine, get_storage, migrate
+from hpo_service.store.studies import create_study
 
 WARMUP = 5
 
@@ -101,16 +103,17 @@ def _plain_process(settings: Settings, spec: StudySpec, n: int, ready: Any, go: 
     study.optimize(lambda trial: trivial_train(spec, trial, lambda: False)[0], n_trials=n)
 
 
-def _service_process(settings: Settings, spec: StudySpec, ready: Any, go: Event) -> None:
+def _service_process(settings: Settings, spec: StudySpec, n: int, ready: Any, go: Event) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    worker = Worker(settings, WorkerOptions(study=spec.name, exit_when_idle=True), trivial_train)
+    options = WorkerOptions(study=spec.name, max_trials=n, exit_when_idle=True)
+    worker = Worker(settings, options, trivial_train)
     ready.release()
     go.wait()
     worker.serve()
 
 
-def timed_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> float:
-    """Seconds from the moment every process is ready until the last one exits."""
+def run_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> None:
+    """Start the processes, release them together once all are ready, wait for all."""
     ctx = multiprocessing.get_context("spawn")
     ready, go = ctx.Semaphore(0), ctx.Event()
     procs = [ctx.Process(target=target, args=(*args, ready, go)) for args in args_list]
@@ -118,96 +121,66 @@ def timed_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]
         proc.start()
     for _ in procs:
         ready.acquire()
-    started = time.perf_counter()
     go.set()
     for proc in procs:
         proc.join()
-    elapsed = time.perf_counter() - started
     if any(proc.exitcode != 0 for proc in procs):
         raise RuntimeError("a benchmark process failed")
-    return elapsed
 
 
-def throughput(args: argparse.Namespace, settings: Settings, workers: int) -> tuple[float, float]:
-    """Best (plain trials/s, service trials/s) of ``args.repeat`` alternating runs of
-    ``args.trials`` trials over ``workers`` processes (a shared machine is noisy)."""
+def measured_rate(settings: Settings, name: str, after: int, skip: int) -> float:
+    """Trials per second among the trials numbered ``after`` and up, from their start times,
+    leaving out the first ``skip`` (warm-up)."""
+    trials, studies = om.TrialModel.__table__, om.StudyModel.__table__
+    query = (
+        select(trials.c.datetime_start)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(studies.c.study_name == name, trials.c.number >= after)
+        .where(trials.c.datetime_start.is_not(None))
+    )
+    with get_engine(settings).connect() as conn:
+        starts = sorted(conn.execute(query).scalars())[skip:]
+    return (len(starts) - 1) / (starts[-1] - starts[0]).total_seconds()
+
+
+def _trial_count(settings: Settings, name: str) -> int:
+    sql = text(
+        "SELECT COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+        "WHERE s.study_name = :name"
+    )
+    with get_engine(settings).connect() as conn:
+        return int(conn.execute(sql, {"name": name}).scalar() or 0)
+
+
+def side_rate(
+    settings: Settings, spec: StudySpec, target: Callable[..., None], workers: int, per: int
+) -> float:
+    before = _trial_count(settings, spec.name)
+    run_processes(target, [(settings, spec, per)] * workers)
+    return measured_rate(settings, spec.name, before, WARMUP * workers)
+
+
+def compare(
+    args: argparse.Namespace, settings: Settings, size: int, workers: int
+) -> tuple[float, float]:
+    """Best (plain trials/s, service trials/s) with ``size`` existing trials and ``workers``
+    processes per side, each side on its own fresh, prefilled study."""
+    per = WARMUP + args.measured
+    total = size + workers * per * args.repeat + 10
+    tag = f"{size}-{workers}-{uuid.uuid4().hex[:6]}"
+    plain = bench_spec(f"plain-{tag}", total, args.sampler)
+    optuna.create_study(study_name=plain.name, storage=get_storage(settings))
+    service = bench_spec(f"service-{tag}", total, args.sampler)
+    create_study(settings, service, start=True)
+    for spec in (plain, service):
+        prefill(settings, spec, size)
     plain_best = service_best = 0.0
     for _ in range(args.repeat):
-        plain = bench_spec(f"plain-{workers}-{uuid.uuid4().hex[:6]}", args.trials, args.sampler)
-        optuna.create_study(study_name=plain.name, storage=get_storage(settings))
-        share = [(settings, plain, args.trials // workers)] * workers
-        plain_best = max(plain_best, args.trials / timed_processes(_plain_process, share))
-        service = bench_spec(f"service-{workers}-{uuid.uuid4().hex[:6]}", args.trials, args.sampler)
-        create_study(settings, service, start=True)
-        jobs = [(settings, service)] * workers
-        service_best = max(service_best, args.trials / timed_processes(_service_process, jobs))
+        plain_best = max(plain_best, side_rate(settings, plain, _plain_process, workers, per))
+        service_best = max(
+            service_best, side_rate(settings, service, _service_process, workers, per)
+        )
     return plain_best, service_best
-
-
-# --- per-trial time in a grown study ------------------------------------------------------------
-
-
-def prefill(settings: Settings, spec: StudySpec, existing: int) -> None:
-    """``existing`` finished trials in Optuna and as complete runs in the service's table."""
-    study = optuna.load_study(study_name=spec.name, storage=get_storage(settings))
-    sampler = optuna.samplers.RandomSampler(seed=0)
-    filler = optuna.create_study(sampler=sampler)  # in memory; single objective like the spec
-    filler.optimize(lambda t: trivial_train(spec, t, lambda: False)[0], n_trials=existing)
-    for trial in filler.get_trials(deepcopy=False):
-        study.add_trial(trial)
-    with session_scope(get_engine(settings)) as session:
-        study_id = session.scalar(select(StudyRecord.id).where(StudyRecord.name == spec.name))
-        now = utcnow()
-        rows = [
-            {"study_id": study_id, "status": "complete", "retries": 0, "started_at": now}
-            | {"heartbeat_at": now, "worker_id": "prefill", "trial_number": number}
-            for number in range(existing)
-        ]
-        session.execute(insert(TrialRun), rows)
-
-
-def mean_interval(starts: list[datetime]) -> float:
-    starts = sorted(starts)[WARMUP:]
-    return (starts[-1] - starts[0]).total_seconds() / (len(starts) - 1)
-
-
-def _plain_interval(settings: Settings, spec: StudySpec, measured: int) -> float:
-    study = optuna.load_study(
-        study_name=spec.name, storage=get_storage(settings), sampler=build_sampler(spec)
-    )
-    before = len(study.get_trials(deepcopy=False))
-    study.optimize(lambda t: trivial_train(spec, t, lambda: False)[0], n_trials=WARMUP + measured)
-    starts = [t.datetime_start for t in study.get_trials()[before:] if t.datetime_start]
-    return mean_interval(starts)
-
-
-def _service_interval(settings: Settings, info: StudyInfo, measured: int) -> float:
-    options = WorkerOptions(study=info.name, max_trials=WARMUP + measured)
-    worker = Worker(settings, options, trivial_train)
-    worker.serve()
-    with session_scope(get_engine(settings)) as session:
-        starts = session.scalars(select(TrialRun.started_at).where(TrialRun.worker_id == worker.id))
-        return mean_interval(list(starts))
-
-
-def per_trial_ms(
-    args: argparse.Namespace, settings: Settings, existing: int
-) -> tuple[float, float]:
-    """Best (plain ms, service ms) per trial with ``existing`` trials already in the study, each
-    side on its own prefilled study, in fresh processes' worth of cold caches (warm-up trials
-    absorb the cold read)."""
-    total = existing + args.repeat * (WARMUP + args.measured) + 10
-    plain = bench_spec(f"grown-plain-{uuid.uuid4().hex[:6]}", total, args.sampler)
-    create_study(settings, plain, start=False)
-    prefill(settings, plain, existing)
-    service = bench_spec(f"grown-service-{uuid.uuid4().hex[:6]}", total, args.sampler)
-    info = create_study(settings, service, start=True)
-    prefill(settings, service, existing)
-    plain_ms, service_ms = [], []
-    for _ in range(args.repeat):
-        plain_ms.append(_plain_interval(settings, plain, args.measured) * 1000)
-        service_ms.append(_service_interval(settings, info, args.measured) * 1000)
-    return min(plain_ms), min(service_ms)
 
 
 # --- databases and the report -------------------------------------------------------------------
@@ -239,51 +212,49 @@ def bench_backend(label: str, url: str, root: Path, args: argparse.Namespace) ->
     settings = settings_for(url, root)
     migrate(settings)
     lines = []
-    for workers in (1, 4):
-        plain, service = throughput(args, settings, workers)
-        lines.append(
-            f"{label:<10} {workers} worker(s)  plain {plain:6.1f}/s  service {service:6.1f}/s"
-            f"  service/plain {service / plain:5.2f}"
-        )
-        print(lines[-1], flush=True)
-    small = per_trial_ms(args, settings, 100)
-    big = per_trial_ms(args, settings, args.big)
-    for side, index in (("plain", 0), ("service", 1)):
-        lines.append(
-            f"{label:<10} {side:<7} per trial  {small[index]:6.1f} ms at 100  "
-            f"{big[index]:6.1f} ms at {args.big}  ratio {big[index] / small[index]:5.2f}"
-        )
-        print(lines[-1], flush=True)
-    lines.append(
-        f"{label:<10} service overhead per trial: {small[1] - small[0]:+6.1f} ms at 100, "
-        f"{big[1] - big[0]:+6.1f} ms at {args.big}"
-    )
-    print(lines[-1], flush=True)
+    for size in args.sizes:
+        for workers in args.workers:
+            started = time.perf_counter()
+            plain, service = compare(args, settings, size, workers)
+            lines.append(
+                f"| {label} | {size:,} | {workers} | {plain:6.1f} | {service:6.1f} | "
+                f"{service / plain:5.2f} | {1000 / plain:7.1f} | {1000 / service:7.1f} |"
+            )
+            print(f"{lines[-1]}  ({time.perf_counter() - started:.0f} s)", flush=True)
     return lines
+
+
+def _ints(text_value: str) -> list[int]:
+    return [int(part) for part in text_value.split(",") if part]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server (bench databases)")
-    parser.add_argument("--trials", type=int, default=200, help="trials per throughput run")
-    parser.add_argument("--big", type=int, default=5000, help="trials already in the big study")
-    parser.add_argument("--measured", type=int, default=20, help="trials timed per overhead run")
+    parser.add_argument("--sizes", type=_ints, default=[100, 1000, 10000, 50000])
+    parser.add_argument("--workers", type=_ints, default=[1, 4])
+    parser.add_argument("--measured", type=int, default=20, help="timed trials per process")
     parser.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
-    parser.add_argument("--repeat", type=int, default=3, help="alternating runs; best is kept")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side; best is kept")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    header = (
+        "| database | existing trials | workers | plain trials/s | service trials/s "
+        "| service/plain | plain ms/trial | service ms/trial |\n|---|---|---|---|---|---|---|---|"
+    )
+    print(header, flush=True)
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sqlite:
             with sqlite_database(Path(tmp)) as url:
-                lines += bench_backend("sqlite", url, Path(tmp), args)
+                lines += bench_backend("SQLite", url, Path(tmp), args)
         if args.postgres:
             with postgres_database(args.postgres) as url:
-                lines += bench_backend("postgres", url, Path(tmp), args)
+                lines += bench_backend("PostgreSQL", url, Path(tmp), args)
     print(
-        f"\nsampler {args.sampler}, {args.trials} trials per throughput run, "
-        f"{args.measured} timed trials per overhead run, best of {args.repeat}"
+        f"\nsampler {args.sampler}, {WARMUP} warm-up + {args.measured} timed trials per process, "
+        f"best of {args.repeat}\n{header}"
     )
     print("\n".join(lines))
 

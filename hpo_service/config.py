@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Overrides of the numeric spec caps, by field path (JSON object).",
     )
+    worker_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="torch threads per worker process; default: the cores shared out among "
+        "the local workers.",
+    )
 
     @field_validator("device")
     @classmethod

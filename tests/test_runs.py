@@ -130,9 +130,11 @@ def _claim(settings: Settings, info: StudyInfo, worker: str = "w") -> claims.Cla
         return claims.claim_unit(session, info.id, worker, info.spec)
 
 
-def _finish(settings: Settings, run_id: int, status: str, worker: str = "w") -> bool:
+def _finish(
+    settings: Settings, run_id: int, status: str, worker: str = "w", count_failed: bool = False
+) -> bool:
     with session_scope(get_engine(settings)) as session:
-        return claims.finish(session, run_id, worker, status)
+        return claims.finish(session, run_id, worker, status, count_failed=count_failed)
 
 
 def test_claims_stop_at_budget_and_failures_count_per_spec(migrated: Settings) -> None:
@@ -148,7 +150,7 @@ def test_claims_stop_at_budget_and_failures_count_per_spec(migrated: Settings) -
 
     counted = create_study(migrated, tiny_spec("c", n_trials=2, count_failed=True), start=True)
     first = _claim(migrated, counted)
-    assert first is not None and _finish(migrated, first.run_id, "failed")
+    assert first is not None and _finish(migrated, first.run_id, "failed", count_failed=True)
     assert _claim(migrated, counted) is not None
     assert _claim(migrated, counted) is None
 
@@ -318,7 +320,7 @@ def test_a_worker_presumed_dead_cannot_overwrite_the_reaper(migrated: Settings) 
     _reap(migrated)
     with session_scope(get_engine(migrated)) as session:
         assert not claims.beat(session, "w1", run_id)
-        assert not claims.finish(session, run_id, "w1", "complete")
+        assert not claims.finish(session, run_id, "w1", "complete", count_failed=False)
     assert run_statuses(migrated, info.id) == {"requeued": 1}
 
 

@@ -201,6 +201,13 @@ class WorkersIn(BaseModel):
     device: str | None = Field(
         default=None, description="cpu, cuda, cuda:N or auto; default HPO_DEVICE."
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="torch threads per worker; default HPO_WORKER_THREADS, else the cores "
+        "shared out among the server's running workers and these.",
+    )
 
 
 class WorkersStarted(BaseModel):

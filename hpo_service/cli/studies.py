@@ -182,10 +182,18 @@ def _watch(cfg: Settings, info: StudyInfo, children: list[BaseProcess]) -> None:
             time.sleep(1.0)
 
 
+#: torch threads per worker process (``HPO_WORKER_THREADS``; default: cores / local workers).
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=256, help="torch threads per worker (default: cores / local workers)."),
+]
+
+
 def run(
     file: Path,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 1,
     device: DeviceOpt = "",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Create the study if needed, run K local workers until its budget is spent, show progress,
     then print the best trial."""
@@ -205,7 +213,8 @@ def run(
     except DevicePlanError as error:
         raise typer.BadParameter(str(error), param_hint="--device") from None
     info = _ensure_running(cfg, file)
-    children = spawn_workers(cfg, WorkerOptions(study=info.name, exit_when_idle=True), devices)
+    options = WorkerOptions(study=info.name, exit_when_idle=True, num_threads=threads)
+    children = spawn_workers(cfg, options, devices)
     forward_signals(children)
     _watch(cfg, info, children)
     for child in children:
@@ -231,6 +240,7 @@ def worker(
     exit_when_idle: Annotated[
         bool, typer.Option(help="Exit once the study's budget is met (all served studies).")
     ] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Claim and train trials of running studies until stopped. SIGTERM/SIGINT: finish the
     epoch, queue the trial again, exit 0; a second signal stops at once (the trial is recovered
@@ -249,7 +259,7 @@ def worker(
     err_console.print(
         f"starting {len(devices)} worker process(es) on {', '.join(sorted(set(devices)))}"
     )
-    options = WorkerOptions(study=study, exit_when_idle=exit_when_idle)
+    options = WorkerOptions(study=study, exit_when_idle=exit_when_idle, num_threads=threads)
     exit_now(run_local(cfg, options, devices))
 
 

@@ -1,9 +1,11 @@
 """Budget claims, heartbeats and study completion: how many workers share one study safely.
 
 A worker must hold a *run* (a row in ``hpo_trial_runs``) before it asks Optuna for a trial. A claim
-is taken inside a transaction that first updates the study's row, which takes the row lock on
-PostgreSQL and the write lock on SQLite, so concurrent claims serialise in the database and the
-count of counted runs can never pass ``n_trials``. A running run carries a heartbeat and the id of
+is one UPDATE of the study's budget counter whose WHERE requires ``budget_used < n_trials``
+(:mod:`hpo_service.store.counters`): it takes the row lock on PostgreSQL and the write lock on
+SQLite, so concurrent claims serialise in the database and the budget can never be overspent,
+and it costs the same at any study size. Every statement that moves a run updates the counters
+in the same transaction. A running run carries a heartbeat and the id of
 the worker that owns it; every write a worker makes to its run checks that it still owns it, so a
 worker that was presumed dead cannot overwrite what the reaper decided.
 
@@ -24,20 +26,15 @@ from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hpo_service.spec import StudySpec, load_stored_spec
+from hpo_service.store import counters
 from hpo_service.store.clock import db_now, utcnow
 from hpo_service.store.db import rows_changed
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, StudyState, TrialRun
 
 
-def counted_statuses(spec: StudySpec) -> tuple[str, ...]:
-    """Runs that use up budget: in-flight and finished ones (failed only if the spec says so).
-    ``requeued`` and ``crashed`` runs never count: their parameters run again or were never set."""
-    base = (*IN_FLIGHT, RunStatus.COMPLETE, RunStatus.PRUNED)
-    return (*base, RunStatus.FAILED) if spec.budget.count_failed else base
-
-
 def status_counts(session: Session, study_id: int) -> dict[str, int]:
-    """Runs of a study by status (one grouped query on the (study_id, status) index)."""
+    """Runs of a study by status (one grouped query on the (study_id, status) index): for
+    reports and tests; claims and completion read the study's counters instead."""
     rows = session.execute(
         select(TrialRun.status, func.count())
         .where(TrialRun.study_id == study_id)
@@ -49,12 +46,6 @@ def status_counts(session: Session, study_id: int) -> dict[str, int]:
 def _deadline_passed(started_at: datetime | None, spec: StudySpec, now: datetime) -> bool:
     timeout = spec.budget.timeout_s
     return bool(timeout and started_at and now > started_at + timedelta(seconds=timeout))
-
-
-def _budget_spent(n_trials: int, spec: StudySpec, counts: dict[str, int]) -> bool:
-    used = sum(counts.get(s, 0) for s in counted_statuses(spec))
-    # Failures that do not count still cap the study, so a broken dataset cannot loop forever.
-    return used >= n_trials or counts.get(RunStatus.FAILED, 0) >= n_trials
 
 
 @dataclass(frozen=True)
@@ -83,24 +74,15 @@ def claim(
 def claim_unit(session: Session, study_id: int, worker_id: str, spec: StudySpec) -> Claim | None:
     """Take one unit of a running study's budget; None when there is none left.
 
-    Call inside ``session_scope``: the touch-update holds the study's lock until that commits
-    (on SQLite, a write must come first in the transaction, so it takes the write lock before
-    anything is read). ``spec`` is the study's stored spec (fixed at creation); ``n_trials``,
-    state and start time are read under the lock. Three statements, no ORM objects: this runs
-    once per trial with every other worker waiting on the same lock.
+    Call inside ``session_scope``. Two statements, no ORM objects, nothing that grows with the
+    study: the counter UPDATE on the study's row (:func:`counters.take_unit`: state, budget,
+    failure cap and deadline in its WHERE; it holds the study's lock until the commit, and on
+    SQLite, as the transaction's first write, the write lock) and the run's INSERT. ``spec`` is
+    the study's stored spec (fixed at creation).
     """
     now = utcnow()
-    row = session.execute(
-        update(StudyRecord)
-        .where(StudyRecord.id == study_id, StudyRecord.state == StudyState.RUNNING)
-        .values(updated_at=now)
-        .returning(StudyRecord.n_trials, StudyRecord.started_at)
-    ).first()
-    if row is None:
-        return None
-    n_trials, started_at = row
-    counts = status_counts(session, study_id)
-    if _budget_spent(n_trials, spec, counts) or _deadline_passed(started_at, spec, now):
+    ordinal = counters.take_unit(session, study_id, spec.budget.timeout_s, now)
+    if ordinal is None:
         return None
     run_id = session.scalar(
         insert(TrialRun)
@@ -115,7 +97,7 @@ def claim_unit(session: Session, study_id: int, worker_id: str, spec: StudySpec)
         .returning(TrialRun.id)
     )
     assert run_id is not None
-    return Claim(int(run_id), sum(counts.values()))
+    return Claim(int(run_id), ordinal)
 
 
 def _owned_by(run_id: int, worker_id: str) -> ColumnElement[bool]:
@@ -128,15 +110,20 @@ def _owned_by(run_id: int, worker_id: str) -> ColumnElement[bool]:
 
 def attach(
     session: Session, run_id: int, trial: optuna.Trial, retries: int, worker_id: str | None = None
-) -> None:
+) -> bool:
     """Record which Optuna trial a run trains (the reaper needs it to fail and requeue it);
-    with ``worker_id``, only while that worker still owns the run."""
+    with ``worker_id``, only while that worker still owns the run. False if it no longer does."""
     query = update(TrialRun).where(TrialRun.id == run_id)
     if worker_id is not None:
         query = update(TrialRun).where(_owned_by(run_id, worker_id))
-    session.execute(
+    row = session.execute(
         query.values(optuna_trial_id=trial._trial_id, trial_number=trial.number, retries=retries)
-    )
+        .returning(TrialRun.study_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is not None:
+        counters.bump(session, int(row[0]))
+    return row is not None
 
 
 def finish(
@@ -146,14 +133,22 @@ def finish(
     status: str,
     reason: str | None = None,
     params: dict[str, Any] | None = None,
+    *,
+    count_failed: bool,
 ) -> bool:
-    """Close a run the worker still owns; False when the reaper took it first."""
-    changed = session.execute(
+    """Close a run the worker still owns, and account for it on the study's counters
+    (``count_failed``: the spec's ``budget.count_failed``); False when the reaper took it first."""
+    row = session.execute(
         update(TrialRun)
         .where(_owned_by(run_id, worker_id))
         .values(status=status, reason=reason, params=params, finished_at=utcnow())
-    )
-    return bool(rows_changed(changed))
+        .returning(TrialRun.study_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return False
+    counters.run_moved(session, int(row[0]), RunStatus.RUNNING, status, count_failed)
+    return True
 
 
 def beat(session: Session, worker_id: str, run_id: int | None) -> bool:
@@ -166,17 +161,29 @@ def beat(session: Session, worker_id: str, run_id: int | None) -> bool:
     return bool(rows_changed(changed))
 
 
+def _in_flight(session: Session, study_id: int) -> bool:
+    """Whether any run of the study is running or being reaped (an index probe)."""
+    query = select(TrialRun.id).where(TrialRun.study_id == study_id, TrialRun.status.in_(IN_FLIGHT))
+    return session.scalar(query.limit(1)) is not None
+
+
 def maybe_complete(session: Session, study_id: int) -> bool:
-    """Mark a running study completed once its budget or deadline is spent and nothing runs."""
-    record = session.get(StudyRecord, study_id)
-    if record is None or record.state != StudyState.RUNNING:
+    """Mark a running study completed once its budget or deadline is spent and nothing runs:
+    read from the study's counters, not by counting its runs."""
+    row = session.execute(
+        select(
+            StudyRecord.state,
+            StudyRecord.n_trials,
+            StudyRecord.budget_used,
+            StudyRecord.runs_failed,
+            StudyRecord.started_at,
+            StudyRecord.spec,
+        ).where(StudyRecord.id == study_id)
+    ).first()
+    if row is None or row.state != StudyState.RUNNING or _in_flight(session, study_id):
         return False
-    spec = load_stored_spec(record.spec)
-    counts = status_counts(session, study_id)
-    if any(counts.get(status, 0) for status in IN_FLIGHT):
-        return False
-    spent = _budget_spent(record.n_trials, spec, counts)
-    if not (spent or _deadline_passed(record.started_at, spec, utcnow())):
+    spent = row.budget_used >= row.n_trials or row.runs_failed >= row.n_trials
+    if not (spent or _deadline_passed(row.started_at, load_stored_spec(row.spec), utcnow())):
         return False
     now = utcnow()
     changed = session.execute(

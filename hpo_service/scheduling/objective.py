@@ -7,6 +7,7 @@ so a trial costs a handful of writes rather than one per metric per epoch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -153,10 +154,22 @@ def run_trial(
     return objective_values(result, spec)
 
 
+def set_torch_threads(threads: int) -> None:
+    """Intra-op and inter-op threads of this process. Inter-op threads can be set only before
+    torch's first parallel work, so this runs when the worker starts, before any trial."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already started: keep torch's pool
+        torch.set_num_interop_threads(threads)
+
+
 def trainer(settings: Settings, device: str, num_threads: int | None) -> TrainFn:
     """The worker's objective: the LSTM/GRU trainer bound to these settings. The worker imports
     this module lazily, so a process that never trains never pays torch's import."""
     options = TrainerOptions(device=device, num_threads=num_threads)
+    if num_threads:
+        set_torch_threads(num_threads)
 
     def train(spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]) -> list[float]:
         return run_trial(settings, spec, trial, options, should_stop)

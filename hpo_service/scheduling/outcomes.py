@@ -19,6 +19,7 @@ import optuna
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo_service.scheduling.trial_cache import TrialCache
 from hpo_service.spec import StudySpec
 from hpo_service.store.db import is_transient, with_retry
 
@@ -105,19 +106,33 @@ def retry_attrs(frozen: FrozenTrial, count_retry: bool) -> dict[str, Any]:
     return {"hpo_retries": retries, "hpo_retry_of": frozen.number}
 
 
-def ask(study: optuna.Study) -> optuna.Trial:
+def ask(study: optuna.Study, cache: TrialCache | None = None) -> optuna.Trial:
     """``study.ask()`` in two steps, each retried on its own. Retrying all of ``ask`` after its
     trial row was written (a connection dropped while the trial object loads) would create a
     second trial and leave the first RUNNING with nobody training it. Mirrors Optuna 5's ``ask``
-    (private members: the project pins optuna < 6, and the worker tests exercise this path)."""
+    (private members: the project pins optuna < 6, and the worker tests exercise this path).
+    With the worker's ``cache``, it is refreshed first and the queued trials come from it
+    instead of a walk over every trial of the study."""
     study._thread_local.cached_all_trials = None
+    if cache is not None:
+        retry(cache.refresh)
 
     def pop_or_create() -> int:
-        trial_id = study._pop_waiting_trial_id()
+        trial_id = _pop_waiting(study, cache) if cache else study._pop_waiting_trial_id()
         return study._storage.create_new_trial(study._study_id) if trial_id is None else trial_id
 
     trial_id = retry(pop_or_create)
     return retry(lambda: optuna.Trial(study, trial_id))
+
+
+def _pop_waiting(study: optuna.Study, cache: TrialCache) -> int | None:
+    """Optuna's ``_pop_waiting_trial_id`` over the cache's queued trials: the oldest one this
+    process manages to move from WAITING to RUNNING (another worker may take it first)."""
+    while cache.waiting:
+        trial_id = cache.waiting.pop(0)
+        if study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+            return trial_id
+    return None
 
 
 def _fail(storage: optuna.storages.BaseStorage, trial_id: int, reason: str, requeue: bool) -> bool:

@@ -89,11 +89,24 @@ def plan_devices(
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(count)]
 
 
-def threads_per_process(processes: int, cpu_count: int | None = None) -> int:
-    """Cores per process; ``OMP_NUM_THREADS``, when set, is an upper bound."""
-    cores = max(1, (cpu_count or os.cpu_count() or 1) // max(1, processes))
+def default_threads(local_workers: int, cpu_count: int | None = None) -> int:
+    """torch threads for each of ``local_workers`` worker processes on this machine: the cores
+    shared out among them, so that parallel trials do not oversubscribe the cores (two workers
+    with two threads each on two cores ran epochs several times slower than with one);
+    ``OMP_NUM_THREADS``, when set, is an upper bound. bench/bench_threads.py measures it."""
+    cores = max(1, (cpu_count or os.cpu_count() or 1) // max(1, local_workers))
     limit = os.environ.get("OMP_NUM_THREADS", "")
     return max(1, min(cores, int(limit))) if limit.isdigit() and int(limit) > 0 else cores
+
+
+#: The earlier name of :func:`default_threads`.
+threads_per_process = default_threads
+
+
+def worker_threads(settings: Settings, requested: int | None, local_workers: int) -> int:
+    """Threads per worker: asked for (``--threads``, the API's ``threads``), else the setting
+    ``HPO_WORKER_THREADS``, else :func:`default_threads` for the local workers."""
+    return requested or settings.worker_threads or default_threads(local_workers)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -118,7 +131,7 @@ def spawn_workers(
     settings: Settings, options: WorkerOptions, devices: list[str]
 ) -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")
-    threads = options.num_threads or threads_per_process(len(devices))
+    threads = worker_threads(settings, options.num_threads, len(devices))
     children: list[BaseProcess] = []
     for device in devices:
         child_options = replace(options, device=device, num_threads=threads, parent_pid=os.getpid())
@@ -154,7 +167,7 @@ def run_local(settings: Settings, options: WorkerOptions, devices: list[str]) ->
     """Run the planned workers and return the exit code: one runs in this process (no second
     interpreter to start), several as children this process supervises."""
     if len(devices) == 1:
-        threads = options.num_threads or threads_per_process(1)
+        threads = worker_threads(settings, options.num_threads, 1)
         run_worker(settings, replace(options, device=devices[0], num_threads=threads))
         return 0
     children = spawn_workers(settings, options, devices)

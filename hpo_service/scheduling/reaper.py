@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from hpo_service.scheduling.outcomes import fail_and_requeue
 from hpo_service.scheduling.registry import mark_lost
 from hpo_service.spec import StudySpec, load_stored_spec
-from hpo_service.store import optuna_tables
+from hpo_service.store import counters, optuna_tables
 from hpo_service.store.clock import db_now, utcnow
-from hpo_service.store.db import rows_changed, session_scope
+from hpo_service.store.db import session_scope
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, TrialRun
 from hpo_service.store.optuna_tables import Orphan
 
@@ -58,27 +58,38 @@ def take_stale(session: Session, run_id: int, stale_after_s: float, token: str) 
     ``token`` as its reason: if this reaper dies too, the run goes stale again and another one
     finishes the job. ``worker_id`` keeps naming the worker that ran it."""
     cutoff = db_now(session) - timedelta(seconds=stale_after_s)
-    changed = session.execute(
+    row = session.execute(
         update(TrialRun)
         .where(
             TrialRun.id == run_id, TrialRun.status.in_(IN_FLIGHT), TrialRun.heartbeat_at < cutoff
         )
         .values(status=RunStatus.REAPING, reason=token, heartbeat_at=db_now(session))
+        .returning(TrialRun.study_id)
         .execution_options(synchronize_session=False)
-    )
-    return bool(rows_changed(changed))
+    ).first()
+    if row is not None:  # in flight before and after: only the change watermark moves
+        counters.run_moved(session, int(row[0]), RunStatus.RUNNING, RunStatus.REAPING, False)
+    return row is not None
 
 
-def release(session: Session, run_id: int, token: str, status: str, reason: str) -> bool:
-    """Close a run this reaper took over (and still holds: ``token``)."""
-    changed = session.execute(
+def release(
+    session: Session, run_id: int, token: str, status: str, reason: str, *, count_failed: bool
+) -> bool:
+    """Close a run this reaper took over (and still holds: ``token``), and account for it on the
+    study's counters (``count_failed``: the spec's ``budget.count_failed``)."""
+    row = session.execute(
         update(TrialRun)
         .where(
             TrialRun.id == run_id, TrialRun.status == RunStatus.REAPING, TrialRun.reason == token
         )
         .values(status=status, reason=reason, finished_at=utcnow())
-    )
-    return bool(rows_changed(changed))
+        .returning(TrialRun.study_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return False
+    counters.run_moved(session, int(row[0]), RunStatus.REAPING, status, count_failed)
+    return True
 
 
 def _run_context(session: Session, run_id: int) -> tuple[int | None, str, StudySpec]:
@@ -101,7 +112,7 @@ def _recover_run(engine: Engine, storage: Any, run_id: int, stale_after_s: float
     if trial_id is not None:
         status = fail_and_requeue(storage, study_name, trial_id, reason, spec)
     with session_scope(engine) as session:
-        release(session, run_id, token, status, reason)
+        release(session, run_id, token, status, reason, count_failed=spec.budget.count_failed)
     log.warning("reaped run %d of %s: %s", run_id, study_name, status)
     return status
 
@@ -130,9 +141,11 @@ def _recover_orphans(engine: Engine, storage: Any, stale_after_s: float) -> list
         rows = optuna_tables.orphan_trials(conn)
     database = engine.url.render_as_string(hide_password=True)
     outcomes = []
-    for trial_id, study_name, spec in _confirmed_orphans(database, rows, stale_after_s):
+    for trial_id, study_name, spec, study_id in _confirmed_orphans(database, rows, stale_after_s):
         reason = "orphaned: no worker holds this trial"
         outcome = fail_and_requeue(storage, study_name, trial_id, reason, load_stored_spec(spec))
+        with session_scope(engine) as session:
+            counters.bump(session, study_id)
         log.warning("reaped orphan trial %d of %s: %s", trial_id, study_name, outcome)
         outcomes.append(outcome)
     return outcomes

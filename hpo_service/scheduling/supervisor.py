@@ -39,15 +39,21 @@ class Supervisor:
         self._lock = threading.Lock()
         self._closed = False
 
-    def start(self, study: str, count: int, device: str) -> list[Child]:
-        """Spawn ``count`` workers serving ``study``; they exit once it stops running."""
+    def start(self, study: str, count: int, device: str, threads: int | None = None) -> list[Child]:
+        """Spawn ``count`` workers serving ``study``; they exit once it stops running. Without
+        ``threads`` (and ``HPO_WORKER_THREADS``) each gets the cores shared out among all the
+        workers this server runs, these included, so that they do not oversubscribe them."""
         from hpo_service.scheduling import (
             processes,  # imports the trainer (torch): only when needed
         )
         from hpo_service.scheduling.worker import WorkerOptions
 
         devices = processes.plan_devices(device, count, None)
-        options = WorkerOptions(study=study, device=device, exit_when_idle=True)
+        local = len(self.pids()) + len(devices)
+        threads = processes.worker_threads(self.settings, threads, local)
+        options = WorkerOptions(
+            study=study, device=device, exit_when_idle=True, num_threads=threads
+        )
         with self._lock:
             if self._closed:
                 raise RuntimeError("the server is shutting down")

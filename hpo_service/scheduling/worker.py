@@ -2,11 +2,12 @@
 
 Workers use ``ask``/``tell`` rather than ``study.optimize`` so that budget, heartbeats and crash
 recovery are the service's (see :mod:`.claims`), not tied to Optuna's heartbeat, which
-only works inside ``optimize``. One long-lived process keeps one Optuna study object per study, so
-the storage cache and the sampler stay warm across trials (a cold read of a large study costs
-seconds). Two daemon threads run beside the loop: the heartbeat, which also notices when the
-reaper has taken this worker's run away, and the reaper, so that crashed trials are recovered even
-while every worker is busy training.
+only works inside ``optimize``. One long-lived process keeps one Optuna study object and one
+:class:`.TrialCache` per study, so the sampler stays warm and each ``ask`` reads only the trials
+that changed (a cold read of a large study costs seconds); a trial's parameters are written
+together with its run (:mod:`.params`). Two daemon threads run beside the loop: the heartbeat,
+which also notices when the reaper has taken this worker's run away, and the reaper, so that
+crashed trials are recovered even while every worker is busy training.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ import optuna
 from hpo_service.config import Settings
 from hpo_service.scheduling import claims, reaper, registry
 from hpo_service.scheduling.outcomes import TrainFn, TrialTeller, ask, retry, transient
+from hpo_service.scheduling.params import (
+    HeldParam,
+    HeldParamsStorage,
+    suggest_ahead,
+    write_params,
+)
 from hpo_service.scheduling.stopping import StopRequests
+from hpo_service.scheduling.tpe import sample_from_cache
+from hpo_service.scheduling.trial_cache import TrialCache
+from hpo_service.scheduling.worker_state import Pending, WorkerState, seeded
 from hpo_service.store.db import check_schema, get_engine, get_storage, session_scope
 from hpo_service.store.studies import StudyInfo, get_study, load_optuna_study
 
@@ -41,34 +51,6 @@ class WorkerOptions:
     exit_when_idle: bool = False
     max_trials: int | None = None  # stop after this many trials (tests, benchmarks)
     parent_pid: int | None = None  # stop gracefully if this parent process goes away
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A told trial whose run is not closed yet: that happens in the next claim's transaction."""
-
-    run_id: int
-    outcome: tuple[str, str | None, dict[str, Any]]  # status, reason, params
-
-
-@dataclass
-class _State:
-    idle_done: bool = False
-    run_id: int | None = None
-    lost_run: int | None = None  # a run the reaper took from this worker
-    pending: _Pending | None = None
-    idle: bool = True  # what the worker's row says
-    trials_done: int = 0
-
-
-def _seeded(info: StudyInfo, ordinal: int) -> StudyInfo:
-    """The study with its sampler seed offset by the worker's first claim ordinal: one worker gets
-    the spec's seed exactly, several workers get distinct streams (same seeds = same samples)."""
-    seed = info.spec.sampler.seed
-    if seed is None or ordinal == 0:
-        return info
-    sampler = info.spec.sampler.model_copy(update={"seed": seed + ordinal})
-    return info.model_copy(update={"spec": info.spec.model_copy(update={"sampler": sampler})})
 
 
 def _default_trainer(settings: Settings, options: WorkerOptions) -> TrainFn:
@@ -93,8 +75,9 @@ class Worker:
             self._should_stop_trial,
             self._run_lost,
         )
-        self.state = _State()
-        self._studies: dict[int, optuna.Study] = {}
+        self.state = WorkerState()
+        self._params_storage = HeldParamsStorage(self.storage)
+        self._studies: dict[int, tuple[optuna.Study, TrialCache]] = {}
         self._last: StudyInfo | None = None
         self._threads_stop = threading.Event()
         self.stop = StopRequests(f"worker {self.id}", options.parent_pid)
@@ -258,7 +241,9 @@ class Worker:
 
     def _finish_pending(self, session: Any) -> None:
         if self.state.pending is not None:
-            claims.finish(session, self.state.pending.run_id, self.id, *self.state.pending.outcome)
+            run_id, outcome = self.state.pending.run_id, self.state.pending.outcome
+            count_failed = self.state.pending.count_failed
+            claims.finish(session, run_id, self.id, *outcome, count_failed=count_failed)
 
     def _show_idle(self, session: Any) -> None:
         registry.set_current(session, self.id, None, None, None, self.state.trials_done)
@@ -267,34 +252,51 @@ class Worker:
         with session_scope(self.engine) as session:
             return claims.nothing_left(session, self.options.study)
 
-    def _study(self, info: StudyInfo, ordinal: int) -> optuna.Study:
+    def _study(self, info: StudyInfo, ordinal: int) -> tuple[optuna.Study, TrialCache]:
+        """The study's Optuna object and trial cache, built on its first trial and kept: the
+        cache then reads only what changed, and a TPE sampler samples from it."""
         if info.id not in self._studies:
-            seeded = _seeded(info, ordinal)
-            self._studies[info.id] = retry(lambda: load_optuna_study(self.storage, seeded))
+            with_seed = seeded(info, ordinal)
+            study = retry(lambda: load_optuna_study(self._params_storage, with_seed))
+            self._studies[info.id] = (study, sample_from_cache(study, self.engine))
         return self._studies[info.id]
 
     def _run_claimed(self, info: StudyInfo, claimed: claims.Claim) -> None:
         run_id = claimed.run_id
         self.state.run_id = run_id
         try:
-            study = self._study(info, claimed.ordinal)
-            trial = ask(study)  # never retried whole: see outcomes.ask
-            retries = int(trial.user_attrs.get("hpo_retries", 0))
-            retry(lambda: self._attach(info, run_id, trial, retries))
+            study, cache = self._study(info, claimed.ordinal)
+            trial = ask(study, cache)  # never retried whole: see outcomes.ask
+            held = suggest_ahead(self._params_storage, trial, info.spec.search_space)
+            retry(lambda: self._attach(info, run_id, trial, held, cache))
             status, reason = self._teller.train_and_tell(info.spec, study, trial)
             if status in ("complete", "pruned", "failed"):
                 self.state.trials_done += 1
             if status is not None:  # None: the reaper took the run and closes it
-                self.state.pending = _Pending(run_id, (status, reason, trial.params))
+                outcome = (status, reason, trial.params)
+                self.state.pending = Pending(run_id, outcome, info.spec.budget.count_failed)
         finally:
             self.state.run_id = None  # stop beating it: if it was left open, the reaper takes it
 
-    def _attach(self, info: StudyInfo, run_id: int, trial: optuna.Trial, retries: int) -> None:
+    def _attach(
+        self,
+        info: StudyInfo,
+        run_id: int,
+        trial: optuna.Trial,
+        held: list[HeldParam],
+        cache: TrialCache,
+    ) -> None:
+        """One transaction: the worker's registry row, the run's trial, the trial's parameters
+        and the study's change counter, locked in that order (the heartbeat locks registry row,
+        then run, so every worker transaction takes them in the same order)."""
+        retries = int(trial.user_attrs.get("hpo_retries", 0))
         with session_scope(self.engine) as session:
-            claims.attach(session, run_id, trial, retries, worker_id=self.id)
             registry.set_current(
                 session, self.id, run_id, info.name, trial.number, self.state.trials_done
             )
+            claims.attach(session, run_id, trial, retries, worker_id=self.id)
+            # Even when the run was reaped meanwhile: the reaper requeues the stored params.
+            write_params(session, trial._trial_id, held, cache.distributions)
         self.state.idle = False
 
 

@@ -118,6 +118,16 @@ class StudyRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Counters maintained by hpo_service.store.counters in the statements that move runs (see
+    # there): they make the budget claim and the change watermark O(1) at any study size.
+    budget_used: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    runs_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    runs_claimed: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
+    change_seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=False, default=0, server_default="0"
+    )
 
 
 class TrialRun(Base):

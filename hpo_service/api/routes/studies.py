@@ -16,6 +16,8 @@ from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage, StudyPatch
 from hpo_service.api.views import study_out
 from hpo_service.spec.decode import DecodeError, Format, decode_spec_text
+from hpo_service.store import counters
+from hpo_service.store.db import session_scope
 from hpo_service.store.intake import intake
 from hpo_service.store.models import STUDY_STATES
 from hpo_service.store.studies import (
@@ -178,5 +180,7 @@ def queue_trial(
     params = check_params(info.spec.search_space, body.params)
     study = optuna.load_study(study_name=name, storage=storage)
     study.enqueue_trial(params, user_attrs={"hpo_queued": True})
+    with session_scope(engine) as session:
+        counters.bump(session, info.id)  # a new trial: ETags and polls must see it
     waiting = trial_counts(engine, name)["WAITING"]
     return QueuedOut(study=name, params=params, waiting=waiting)

@@ -69,7 +69,7 @@ def start_workers(
     if info.state != "running":
         transition(engine, name, "start")
     try:
-        children = supervisor.start(name, body.processes, device)
+        children = supervisor.start(name, body.processes, device, body.threads)
     except RuntimeError as error:
         raise ApiError(503, str(error)) from None
     return WorkersStarted(

@@ -90,6 +90,7 @@ class Orphan(NamedTuple):
     trial_id: int
     study_name: str
     spec: dict[str, Any]
+    study_id: int  # the service's hpo_studies.id (its change counter is bumped on recovery)
 
 
 def orphan_trials(conn: sa.Connection) -> list[Orphan]:
@@ -101,12 +102,12 @@ def orphan_trials(conn: sa.Connection) -> list[Orphan]:
         runs.c.optuna_trial_id == TRIALS.c.trial_id, runs.c.status.in_(IN_FLIGHT)
     )
     query = (
-        sa.select(TRIALS.c.trial_id, STUDIES.c.study_name, records.c.spec)
+        sa.select(TRIALS.c.trial_id, STUDIES.c.study_name, records.c.spec, records.c.id)
         .join(STUDIES, STUDIES.c.study_id == TRIALS.c.study_id)
         .join(records, records.c.name == STUDIES.c.study_name)
         .where(TRIALS.c.state == "RUNNING", ~held)
     )
-    return [Orphan(int(t), str(n), spec) for t, n, spec in conn.execute(query)]
+    return [Orphan(int(t), str(n), spec, int(h)) for t, n, spec, h in conn.execute(query)]
 
 
 class Watermark(NamedTuple):
