@@ -21,7 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import text, update
 
-from hpo_service.api import ops
+from hpo_service.api.routes import ops
 from hpo_service.config import Settings
 from hpo_service.scheduling import claims
 from hpo_service.store.db import get_engine, migrate, session_scope
