@@ -20,8 +20,8 @@ from hpo_service.config import Settings
 from hpo_service.scheduling import claims
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, session_scope
-from hpo_service.store.models import RunStatus, StudyRecord, TrialRun
-from hpo_service.store.studies import get_study, transition, used_budget
+from hpo_service.store.models import RunStatus, StudyRecord
+from hpo_service.store.studies import get_study, transition
 from tests.conftest import tiny_spec
 
 
@@ -38,19 +38,38 @@ def error(response: Any, status: int) -> str:
 
 
 def use_budget(settings: Settings, name: str, statuses: list[RunStatus]) -> None:
+    """Claim and close one run per status through the real claim path (it keeps the counters);
+    RUNNING and REAPING runs stay open."""
     engine = get_engine(settings)
-    sid = get_study(engine, name).id
+    info = get_study(engine, name)
     with session_scope(engine) as session:
-        for status in statuses:
-            session.add(TrialRun(study_id=sid, status=status, retries=0))
+        session.execute(
+            sa.update(StudyRecord).where(StudyRecord.id == info.id).values(state="running")
+        )
+    for status in statuses:
+        with session_scope(engine) as session:
+            claimed = claims.claim_unit(session, info.id, "w", info.spec)
+            assert claimed is not None
+            if status not in (RunStatus.RUNNING, RunStatus.REAPING):
+                claims.finish(
+                    session,
+                    claimed.run_id,
+                    "w",
+                    status,
+                    count_failed=info.spec.budget.count_failed,
+                )
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(StudyRecord).where(StudyRecord.id == info.id).values(state=info.state)
+        )
 
 
 def test_extend_reopens_a_completed_study_and_refuses_going_below_used(
     api: TestClient, migrated: Settings
 ) -> None:
     assert api.post("/api/studies?start=true", json=tiny_spec("ext", 3)).status_code == 201
-    use_budget(migrated, "ext", [RunStatus.COMPLETE, RunStatus.PRUNED, RunStatus.COMPLETE])
     use_budget(migrated, "ext", [RunStatus.FAILED])  # count_failed is false: not used
+    use_budget(migrated, "ext", [RunStatus.COMPLETE, RunStatus.PRUNED, RunStatus.COMPLETE])
     engine = get_engine(migrated)
     transition(engine, "ext", "complete")
     assert api.get("/api/studies/ext").json()["state"] == "completed"
@@ -137,15 +156,15 @@ def test_extend_refuses_a_study_whose_time_limit_has_passed(
 
 
 @pytest.mark.parametrize("count_failed", [False, True])
-def test_used_budget_counts_what_the_claims_count(
+def test_extend_refuses_below_the_claims_counter(
     api: TestClient, migrated: Settings, count_failed: bool
 ) -> None:
     spec = tiny_spec("count", 20)
     spec["budget"]["count_failed"] = count_failed
     assert api.post("/api/studies", json=spec).status_code == 201
-    use_budget(migrated, "count", list(RunStatus))
-    engine = get_engine(migrated)
-    info = get_study(engine, "count")
-    with session_scope(engine) as session:
-        used = used_budget(session, info.id, info.spec)
-    assert used == len(claims.counted_statuses(info.spec))
+    use_budget(migrated, "count", [RunStatus.COMPLETE, RunStatus.PRUNED, RunStatus.FAILED])
+    used = 3 if count_failed else 2
+    assert get_study(get_engine(migrated), "count").n_trials == 20
+    refused = api.patch("/api/studies/count", json={"n_trials": used - 1})
+    assert refused.status_code == 409 and f"the {used} trial(s) already used" in refused.text
+    assert api.patch("/api/studies/count", json={"n_trials": used}).status_code == 200

@@ -18,7 +18,6 @@ import optuna
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from hpo_service.config import Settings
 from hpo_service.spec import StudySpec, load_stored_spec, spec_to_dict
@@ -27,7 +26,7 @@ from hpo_service.store import optuna_tables
 from hpo_service.store.best import best_trial_ids
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
-from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, TrialRun
+from hpo_service.store.models import StudyRecord
 
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "start": ({"created", "paused"}, "running"),
@@ -177,10 +176,10 @@ def transition(engine: Engine, name: str, action: str) -> StudyInfo:
 
 def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
     """Set a study's trial budget to ``n_trials``: the one rule behind ``PATCH /api/studies``
-    and the CLI. A budget may not go below the trials already used (finished and running runs,
-    as the claims count them); a completed study given more budget runs again, unless its time
-    limit has passed; a stopped one stays stopped (stop is final), and a grid cannot grow past
-    its number of points.
+    and the CLI. A budget may not go below the trials already used (the study's
+    ``budget_used`` counter, which the claims maintain); a completed study given more budget
+    runs again, unless its time limit has passed; a stopped one stays stopped (stop is final),
+    and a grid cannot grow past its number of points.
 
     The first statement touches the study's row, which takes the same lock a claim takes, so
     the used count cannot change between the check and the update."""
@@ -193,24 +192,13 @@ def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
         record = session.scalar(select(StudyRecord).where(StudyRecord.name == name))
         assert record is not None
         spec = load_stored_spec(record.spec)
-        used = used_budget(session, record.id, spec)
+        used = record.budget_used  # the claims' own counter (store/counters.py)
         _check_budget(record, spec, n_trials, used)
         record.n_trials = n_trials
         record.spec = {**record.spec, "budget": {**record.spec["budget"], "n_trials": n_trials}}
         if record.state == "completed" and n_trials > used:
             record.state, record.finished_at = "running", None
     return get_study(engine, name)
-
-
-def used_budget(session: Session, study_id: int, spec: StudySpec) -> int:
-    """Runs that use up budget, as the claims count them (``scheduling.claims.counted_statuses``,
-    which sits a layer above; a test keeps the two equal): in flight, complete and pruned, and
-    failed ones when ``budget.count_failed``."""
-    counted = [*IN_FLIGHT, RunStatus.COMPLETE.value, RunStatus.PRUNED.value]
-    if spec.budget.count_failed:
-        counted.append(RunStatus.FAILED.value)
-    query = select(func.count()).where(TrialRun.study_id == study_id, TrialRun.status.in_(counted))
-    return int(session.scalar(query) or 0)
 
 
 def _check_budget(record: StudyRecord, spec: StudySpec, n_trials: int, used: int) -> None:
