@@ -233,6 +233,7 @@ def test_a_worker_fails_the_trial_without_reading_or_showing_the_secret(
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer]:
     """``hpo train`` in a working directory of its own, with no data directory."""
+    from hpo_service.cli import predict
     from hpo_service.cli.train import register
 
     monkeypatch.chdir(tmp_path)
@@ -244,6 +245,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer
     get_settings.cache_clear()
     app = typer.Typer()
     register(app)
+    predict.register(app)
     yield app
     get_settings.cache_clear()
 

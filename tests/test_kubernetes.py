@@ -260,9 +260,13 @@ def study(settings: Settings, name: str, statuses: list[str], **budget: Any) -> 
         with session_scope(get_engine(settings)) as session:
             claimed = claims.claim_unit(session, info.id, "w", info.spec)
             assert claimed is not None, (name, status)
-            session.execute(
-                update(TrialRun).where(TrialRun.id == claimed.run_id).values(status=status)
-            )
+            if status == "reaping":  # a reaper's takeover: still in flight, still counted
+                session.execute(
+                    update(TrialRun).where(TrialRun.id == claimed.run_id).values(status=status)
+                )
+            elif status != "running":  # closed as a worker closes it (keeps the counters)
+                count_failed = info.spec.budget.count_failed
+                claims.finish(session, claimed.run_id, "w", status, count_failed=count_failed)
     return info
 
 

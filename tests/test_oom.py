@@ -39,7 +39,7 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_continues(
         return real_epoch(run, epoch)
 
     monkeypatch.setattr(loop, "run_epoch", epoch_that_runs_out_of_memory)
-    done = Worker(settings, WorkerOptions(study="oom", exit_when_idle=True)).run()
+    done = Worker(settings, WorkerOptions(study="oom", exit_when_idle=True)).serve()
 
     trials = optuna.load_study(study_name="oom", storage=get_storage(settings)).get_trials()
     first = trials[0]

@@ -189,7 +189,7 @@ def test_api_and_worker_through_pgbouncer_keep_no_session_state(
         # flaky_train fails trial numbers 3, 8, 13 ... and prunes 4, 9, 14 ...; failures do not
         # use up budget, so 20 complete or pruned trials take trials 0 to 24.
         worker = Worker(settings, WorkerOptions(study="bounced", exit_when_idle=True), flaky_train)
-        assert worker.run() == 25
+        assert worker.serve() == 25
         counts = client.get("/api/studies/bounced").json()["counts"]
     assert counts == {"COMPLETE": 15, "PRUNED": 5, "FAIL": 5, "RUNNING": 0, "WAITING": 0}
     assert len(statements) > 200

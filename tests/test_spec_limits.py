@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from hpo_service.api.app import create_app
+from hpo_service.cli import predict
 from hpo_service.cli.train import register
 from hpo_service.config import Settings, get_settings
 from hpo_service.scheduling.claims import claim
@@ -253,11 +254,14 @@ def test_api_refuses_caps_and_dataset_paths_naming_the_field(
         )
         assert response.status_code == 422, response.text
         assert [e["field"] for e in response.json()["errors"]] == ["task.dataset"]
+    # 1.5M choices no longer reach validation: the body limit (HPO_MAX_BODY_MB) refuses them.
     flood = api.post(
         "/api/studies", json=with_field("search_space.batch_size", list(range(1, 1_500_001)))
     )
+    assert flood.status_code == 413 and "HPO_MAX_BODY_MB" in flood.json()["detail"]
+    many = api.post("/api/studies", json=with_field("search_space.batch_size", list(range(1, 201))))
     assert (
-        flood.status_code == 422 and flood.json()["errors"][0]["field"] == "search_space.batch_size"
+        many.status_code == 422 and many.json()["errors"][0]["field"] == "search_space.batch_size"
     )
     huge = api.post("/api/studies", json=with_field("search_space.hidden_units", 100_000))
     assert huge.status_code == 422 and "above the limit 4096" in huge.json()["detail"]
@@ -309,6 +313,7 @@ def test_train_params_are_held_to_the_caps(tmp_path: Path, monkeypatch: pytest.M
     get_settings.cache_clear()
     app = typer.Typer()
     register(app)
+    predict.register(app)
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec()))
     wide = CliRunner().invoke(app, ["train", str(spec), "--param", "hidden_units=100000"])

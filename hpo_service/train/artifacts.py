@@ -41,6 +41,10 @@ class ArtifactError(ValueError):
     """A trial's saved artifacts cannot be loaded; the message names the file, not its path."""
 
 
+#: Present but may be null: ``max_length`` None means texts are not truncated.
+NULLABLE_STATE_KEYS = frozenset({"max_length"})
+
+
 def save_artifacts(
     result: TrainResult, data: PreparedData, config: TrainConfig, directory: Path
 ) -> Path:
@@ -182,7 +186,11 @@ def _check_state(state: dict[str, Any]) -> None:
     kind = state.get("kind")
     if kind not in STATE_KEYS:
         raise ArtifactError(f"{PREPROCESSING}: unknown kind {kind!r:.60}")
-    missing = [k for k in (*COMMON_STATE_KEYS, *STATE_KEYS[kind]) if state.get(k) is None]
+    missing = [
+        k
+        for k in (*COMMON_STATE_KEYS, *STATE_KEYS[kind])
+        if k not in state or (state[k] is None and k not in NULLABLE_STATE_KEYS)
+    ]
     scaler = state.get("scaler")
     scaled = "scaler" in STATE_KEYS[kind] and scaler is not None
     if scaled and not (isinstance(scaler, dict) and scaler.get("mean") and scaler.get("std")):
