@@ -29,14 +29,19 @@ def param_distribution_json(conn: sa.Connection, sid: int, name: str) -> str | N
     return None if found is None else str(found)
 
 
+def _within(
+    column: sa.ColumnElement[float], low: float | None, high: float | None
+) -> list[Condition]:
+    """``low <= column <= high``, either bound open when None."""
+    bounds = [] if low is None else [column >= low]
+    return bounds if high is None else [*bounds, column <= high]
+
+
 def value_between(objective: int, low: float | None, high: float | None) -> Condition:
     """The trial has a finite value of ``objective`` within [low, high] (either may be open)."""
     v = TRIAL_VALUES.c
     where = [v.trial_id == TRIALS.c.trial_id, v.objective == objective, v.value.is_not(None)]
-    if low is not None:
-        where.append(v.value >= low)
-    if high is not None:
-        where.append(v.value <= high)
+    where += _within(v.value, low, high)
     return sa.exists(sa.select(1).select_from(TRIAL_VALUES).where(*where))
 
 
@@ -49,10 +54,7 @@ def param_between(
     where = [p.trial_id == TRIALS.c.trial_id, p.param_name == name]
     if stored_in:
         where.append(p.param_value.in_(list(stored_in)))
-    if low is not None:
-        where.append(p.param_value >= low)
-    if high is not None:
-        where.append(p.param_value <= high)
+    where += _within(p.param_value, low, high)
     return sa.exists(sa.select(1).select_from(TRIAL_PARAMS).where(*where))
 
 
