@@ -35,17 +35,19 @@ def test_sst2_carves_validation_from_train_and_tests_on_dev(data_dir: Path) -> N
     data = load_dataset(text_task("sst2"), data_dir)
     assert data.label_names == ["0", "1"] and data.n_classes == 2 and data.n_outputs == 1
     assert len(data.test) == 872  # the whole dev set
-    n_unique = 67349 - 371
+    # 371 duplicates, and 33 phrases that contain a dev sentence, leave the pool
+    n_unique = 67349 - 371 - 33
     assert len(data.train) + len(data.val) == n_unique
-    assert len(data.val) == pytest.approx(0.1 * n_unique, abs=2)
+    # a tenth of the sentences' groups, less phrases found inside a training phrase
+    assert 0.09 * n_unique < len(data.val) < 0.1 * n_unique
     assert_disjoint(data)
     for split in (data.train, data.val, data.test):
         assert split.x.dtype == torch.long and split.x.shape[0] == len(split)
         assert int(split.lengths.min()) >= 1  # type: ignore[union-attr]
         assert split.x.shape[1] == int(split.lengths.max())  # type: ignore[union-attr]
-    # stratified: the positive share is the same in train and validation
+    # stratified by each sentence group's label: the positive share stays close
     assert float(data.train.y.float().mean()) == pytest.approx(
-        float(data.val.y.float().mean()), abs=0.01
+        float(data.val.y.float().mean()), abs=0.02
     )
 
 
@@ -59,13 +61,14 @@ def test_vocabulary_is_built_on_the_training_split_only(data_dir: Path) -> None:
     assert len(data.train) == 2000
 
 
-def test_sms_spam_is_deduplicated_before_a_stratified_split(data_dir: Path) -> None:
+def test_sms_spam_is_deduplicated_before_a_grouped_stratified_split(data_dir: Path) -> None:
     data = load_dataset(text_task("sms_spam"), data_dir)
     assert data.label_names == ["ham", "spam"]
     sizes = [len(data.train), len(data.val), len(data.test)]
     # 5,574 - 403 exact duplicates - 12 more that differ only in case or spacing
     assert sum(sizes) == 5159
-    assert sizes[2] == pytest.approx(0.2 * 5159, abs=2) and sizes[1] == pytest.approx(516, abs=2)
+    # whole groups (a message and the shorter ones inside it) are held out, so sizes are near
+    assert sizes[2] == pytest.approx(0.2 * 5159, abs=5) and sizes[1] == pytest.approx(516, abs=5)
     assert_disjoint(data)
     # no message crosses splits, even ignoring case and spacing
     frame = clean_texts(sms_frame(data_dir))

@@ -272,6 +272,16 @@ def test_api_refuses_caps_and_dataset_paths_naming_the_field(
     assert made.status_code == 201, made.text
 
 
+def test_api_refuses_test_dataset_paths_naming_that_field(api: TestClient) -> None:
+    for test_dataset in ("../t.csv", "/etc/t.csv", "upload:zz", "t.txt"):
+        task = {"dataset": "data/x.csv", "kind": "forecasting", "test_dataset": test_dataset}
+        response = api.post("/api/studies", json=tiny_spec(task=task))
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["task.test_dataset"]
+    task = {"dataset": "data/x.csv", "kind": "forecasting", "test_dataset": "data/t.csv"}
+    assert api.post("/api/studies", json=tiny_spec(task=task)).status_code == 201
+
+
 def hpo_create(settings: Settings, tmp_path: Path, spec: dict[str, Any], **env: str) -> Any:
     path = tmp_path / f"{spec['name']}.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -21,7 +21,7 @@ import torch
 from hpo_service.data.prepared import PreparedData
 
 #: Bump when preprocessing changes so old cache files are ignored.
-VERSION = 1
+VERSION = 2
 MEMORY_ENTRIES = 8
 
 _memory: OrderedDict[str, PreparedData] = OrderedDict()

@@ -1,7 +1,9 @@
-"""Classification preprocessing: cleaning, leakage-free stratified splits, text and sequences.
+"""Classification preprocessing: cleaning, leakage-free splits, text and sequences.
 
-Duplicated texts are removed before splitting (SMS Spam has 403 exact duplicates) and texts of a
-fixed test set are removed from the training pool, so no example is both trained and judged on.
+Duplicated texts are removed before splitting (SMS Spam has 403 exact duplicates), training texts
+that contain a text of a fixed test set are dropped, texts are split by the sentence they belong
+to (:mod:`.groups`) or by the user's ``group_column``, and a validation or test text that still
+occurs inside a training text moves to training: no judged text was trained on, in part or whole.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
+from hpo_service.data.groups import ContainmentIndex, containment_groups
 from hpo_service.data.prepared import DatasetError, PreparedData, Split
+from hpo_service.data.splits import cap_train, decontaminate, three_way
 from hpo_service.data.text import build_vocab, encode, tokenize
 from hpo_service.spec import TaskSpec
 
@@ -29,40 +32,6 @@ def clean_texts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns="_key").reset_index(drop=True)
 
 
-def _stratify(labels: np.ndarray) -> np.ndarray | None:
-    """Stratify when every class has at least two members (sklearn's requirement)."""
-    _, counts = np.unique(labels, return_counts=True)
-    return labels if counts.min() >= 2 else None
-
-
-def split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified split of ``range(len(labels))`` into (rest, held out)."""
-    index = np.arange(len(labels))
-    rest, held = train_test_split(
-        index, test_size=fraction, random_state=seed, stratify=_stratify(labels)
-    )
-    return np.sort(rest), np.sort(held)
-
-
-def three_way(labels: np.ndarray, task: TaskSpec, has_test: bool) -> dict[str, np.ndarray]:
-    """Index arrays for train/val(/test); fractions are of the whole pool."""
-    rest, test = (np.arange(len(labels)), np.array([], dtype=int))
-    if not has_test:
-        rest, test = split_indices(labels, task.test_fraction, task.seed)
-    val_share = task.val_fraction / (1.0 - (0.0 if has_test else task.test_fraction))
-    train_pos, val_pos = split_indices(labels[rest], val_share, task.seed + 1)
-    train = rest[train_pos]
-    if task.max_train_samples is not None and len(train) > task.max_train_samples:
-        keep, _ = train_test_split(
-            train,
-            train_size=task.max_train_samples,
-            random_state=task.seed + 2,
-            stratify=_stratify(labels[train]),
-        )
-        train = np.sort(keep)
-    return {"train": train, "val": rest[val_pos], "test": test}
-
-
 def _label_order(label: str) -> tuple[int, str]:
     """Numeric labels in numeric order ("2" < "10"), other labels alphabetically before them."""
     return (len(label), label) if label.isdigit() else (0, label)
@@ -77,21 +46,47 @@ def label_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
     return labels.astype(str).map(lookup).to_numpy(dtype=np.int64), names
 
 
+def without_test_texts(frame: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The pool minus every text that equals or contains a text of the fixed test set."""
+    index = ContainmentIndex([tokenize(t) for t in frame["text"]])
+    drop = {i for t in test["text"] for i in index.containers(tokenize(t))}
+    return frame.drop(index=sorted(drop)).reset_index(drop=True)
+
+
+def group_codes(frame: pd.DataFrame, task: TaskSpec) -> np.ndarray | None:
+    """Integer group per row from ``task.group_column`` (a missing value is its own group)."""
+    if task.group_column is None:
+        return None
+    values = frame["group"].astype(str).where(frame["group"].notna(), None)
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    return np.asarray(codes)
+
+
+def text_parts(
+    frame: pd.DataFrame, tokens: list[list[str]], codes: np.ndarray, task: TaskSpec, fixed: bool
+) -> dict[str, np.ndarray]:
+    """Split the pool (the first ``len(frame)`` texts) by group; decontaminate; cap train."""
+    groups = group_codes(frame, task)
+    if groups is None:
+        groups = containment_groups(tokens[: len(frame)])
+    parts = three_way(codes[: len(frame)], task, has_test=fixed, groups=groups)
+    return cap_train(decontaminate(parts, tokens), codes, task)
+
+
 def prepare_text(frame: pd.DataFrame, test: pd.DataFrame | None, task: TaskSpec) -> PreparedData:
-    """Frames with text/label columns -> token ids; ``test`` is a fixed test set if given."""
+    """Frames with text/label(/group) columns -> token ids; ``test`` is a fixed test set."""
     frame = clean_texts(frame)
     if test is not None:
         test = clean_texts(test)
-        seen = {" ".join(tokenize(t)) for t in test["text"]}
-        keep = [" ".join(tokenize(t)) not in seen for t in frame["text"]]
-        frame = frame[keep].reset_index(drop=True)
+        frame = without_test_texts(frame, test)
     pool = frame if test is None else pd.concat([frame, test], ignore_index=True)
     codes, names = label_codes(pool["label"])
-    n_pool = len(frame)
-    parts = three_way(codes[:n_pool], task, has_test=test is not None)
-    if test is not None:
-        parts["test"] = np.arange(n_pool, len(pool))
     tokens = [tokenize(t) for t in pool["text"]]
+    parts = text_parts(frame, tokens, codes, task, fixed=test is not None)
+    if test is not None:
+        parts["test"] = np.arange(len(frame), len(pool))
     vocab = build_vocab((tokens[i] for i in parts["train"]), task.min_freq, task.max_vocab)
     stoi = {token: i for i, token in enumerate(vocab)}
     splits = {}
@@ -112,10 +107,21 @@ def prepare_text(frame: pd.DataFrame, test: pd.DataFrame | None, task: TaskSpec)
     )
 
 
-def prepare_sequences(x: np.ndarray, labels: pd.Series, task: TaskSpec) -> PreparedData:
-    """Fixed-length sequences [N, T, F]; features standardised with training statistics."""
+def prepare_sequences(
+    x: np.ndarray,
+    labels: pd.Series,
+    task: TaskSpec,
+    groups: np.ndarray | None = None,
+    n_test: int = 0,
+) -> PreparedData:
+    """Fixed-length sequences [N, T, F]; features standardised with training statistics. The
+    last ``n_test`` rows are a fixed test set; ``groups`` (per pool row) keep rows together."""
     codes, names = label_codes(labels)
-    parts = three_way(codes, task, has_test=False)
+    n_pool = len(codes) - n_test
+    parts = three_way(codes[:n_pool], task, has_test=n_test > 0, groups=groups)
+    parts = cap_train(parts, codes, task)
+    if n_test:
+        parts["test"] = np.arange(n_pool, len(codes))
     train_x = x[parts["train"]]
     mean = train_x.mean(axis=(0, 1))
     std = train_x.std(axis=(0, 1))
@@ -138,13 +144,18 @@ def prepare_sequences(x: np.ndarray, labels: pd.Series, task: TaskSpec) -> Prepa
     )
 
 
-def read_sequence_csv(frame: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, pd.Series]:
-    """A label column plus numeric columns, each row a univariate sequence [T, 1]."""
-    columns = task.feature_columns or [c for c in frame.columns if c != task.label_column]
+def read_sequence_csv(frame: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, pd.DataFrame]:
+    """A label column plus numeric columns, each row a univariate sequence [T, 1]; returns the
+    sequences and the kept rows' label (and ``group``) columns."""
+    skip = {task.label_column, task.group_column}
+    columns = task.feature_columns or [c for c in frame.columns if c not in skip]
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     for column in columns:
         if values[column].isna().all():
             raise DatasetError(f"column {column!r} is not numeric")
     keep = values.notna().all(axis=1) & frame[task.label_column].notna()
     x = values[keep].to_numpy(dtype=np.float32)[:, :, None]
-    return x, frame.loc[keep, task.label_column]
+    rows = frame.loc[keep, [task.label_column]].rename(columns={task.label_column: "label"})
+    if task.group_column is not None:
+        rows["group"] = frame.loc[keep, task.group_column]
+    return x, rows.reset_index(drop=True)

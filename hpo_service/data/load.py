@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hpo_service.data import classify, series, sources
@@ -27,14 +28,16 @@ def load_dataset(
     missing column.
     """
     files = sources.source_files(task, roots)
+    test = sources.separate_test_file(task, roots)
+    fingerprinted = files + ([test] if test is not None else [])
     parts = {
         "task": task.model_dump(mode="json", exclude=_NOT_PREPROCESSING),
-        "files": sources.fingerprint(files) if files else sources.package_versions(),
+        "files": sources.fingerprint(fingerprinted) if files else sources.package_versions(),
     }
-    return cached(cache_key(parts), cache_dir, lambda: _build(task, files))
+    return cached(cache_key(parts), cache_dir, lambda: _build(task, files, test))
 
 
-def _build(task: TaskSpec, files: list[Path]) -> PreparedData:
+def _build(task: TaskSpec, files: list[Path], test: Path | None) -> PreparedData:
     """Read and preprocess without any caching."""
     name = task.dataset
     if name in ("sunspots", "co2"):
@@ -45,24 +48,60 @@ def _build(task: TaskSpec, files: list[Path]) -> PreparedData:
     if name == "sst2":
         train, dev = (sources.read_tsv(f) for f in files)
         rename = {"sentence": "text"}
-        return classify.prepare_text(train.rename(columns=rename), dev.rename(columns=rename), task)
+        fixed = _read(task, test, "text") if test is not None else dev.rename(columns=rename)
+        return classify.prepare_text(train.rename(columns=rename), fixed, task)
     if name == "sms_spam":
-        return classify.prepare_text(sources.read_tsv(files[0], ["label", "text"]), None, task)
-    return _build_csv(task, files[0])
-
-
-def _build_csv(task: TaskSpec, path: Path) -> PreparedData:
-    def read(columns: list[str]) -> pd.DataFrame:
-        upload = task.dataset.startswith(UPLOAD_PREFIX)
-        return sources.read_csv(path, columns, dataset=task.dataset, upload=upload)
-
+        fixed = _read(task, test, "text") if test is not None else None
+        return classify.prepare_text(sources.read_tsv(files[0], ["label", "text"]), fixed, task)
     if task.kind == "forecasting":
-        frame = read([task.value_column] + ([task.time_column] if task.time_column else []))
-        return series.prepare_series(series.read_series_csv(frame, task), task)
+        values = _series(task, files[0], task.dataset)
+        after = _series(task, test, task.test_dataset) if test is not None else None
+        return series.prepare_series(values, task, after)
     if task.kind == "text_classification":
-        frame = read([task.text_column, task.label_column])
-        frame = frame.rename(columns={task.text_column: "text", task.label_column: "label"})
-        return classify.prepare_text(frame[["text", "label"]], None, task)
-    frame = read([task.label_column, *(task.feature_columns or [])])
-    x, labels = classify.read_sequence_csv(frame, task)
-    return classify.prepare_sequences(x, labels, task)
+        frame = _read(task, files[0], "text", task.dataset)
+        return classify.prepare_text(frame, _read(task, test, "text") if test else None, task)
+    return _build_sequences(task, files[0], test)
+
+
+def _read(task: TaskSpec, path: Path, kind: str, dataset: str | None = None) -> pd.DataFrame:
+    """A classification CSV with its columns renamed to text/label(/group); ``dataset`` None
+    means the separate test set (which needs no group column)."""
+    named = dataset if dataset is not None else str(task.test_dataset)
+    group = [task.group_column] if task.group_column and dataset is not None else []
+    columns = [task.text_column] if kind == "text" else list(task.feature_columns or [])
+    frame = sources.read_csv(
+        path,
+        [*columns, task.label_column, *group],
+        dataset=named,
+        upload=named.startswith(UPLOAD_PREFIX),
+        field="task.dataset" if dataset is not None else "task.test_dataset",
+    )
+    if kind != "text":
+        return frame
+    rename = {task.text_column: "text", task.label_column: "label"}
+    if group:
+        rename[group[0]] = "group"
+    return frame.rename(columns=rename)[list(rename.values())]
+
+
+def _series(task: TaskSpec, path: Path, dataset: str | None) -> np.ndarray:
+    """The value column of a forecasting CSV (the main series or its continuation)."""
+    named = str(dataset)
+    columns = [task.value_column] + ([task.time_column] if task.time_column else [])
+    field = "task.dataset" if named == task.dataset else "task.test_dataset"
+    frame = sources.read_csv(
+        path, columns, dataset=named, upload=named.startswith(UPLOAD_PREFIX), field=field
+    )
+    return series.read_series_csv(frame, task)
+
+
+def _build_sequences(task: TaskSpec, path: Path, test: Path | None) -> PreparedData:
+    """Sequence rows of the dataset (and of a separate test set, appended last)."""
+    x, rows = classify.read_sequence_csv(_read(task, path, "seq", task.dataset), task)
+    groups = classify.group_codes(rows, task)
+    n_test = 0
+    if test is not None:
+        x_test, rows_test = classify.read_sequence_csv(_read(task, test, "seq"), task)
+        x, n_test = np.concatenate([x, x_test]), len(rows_test)
+        rows = pd.concat([rows, rows_test[["label"]]], ignore_index=True)
+    return classify.prepare_sequences(x, rows["label"], task, groups, n_test)

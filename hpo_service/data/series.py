@@ -28,12 +28,16 @@ def clean_series(values: np.ndarray, missing: str) -> np.ndarray:
     return out
 
 
-def split_bounds(n: int, task: TaskSpec) -> tuple[int, int]:
-    """End of the training and validation parts, checked to leave every split a window."""
-    val_end = n - max(1, round(n * task.test_fraction))
+def split_bounds(n: int, task: TaskSpec, internal_test: bool = True) -> tuple[int, int]:
+    """End of the training and validation parts, checked to leave every split a window.
+    Without an internal test part (``test_fraction`` 0, or a separate continuation) validation
+    runs to the end of the series."""
+    internal_test = internal_test and task.test_fraction > 0
+    val_end = n - max(1, round(n * task.test_fraction)) if internal_test else n
     train_end = val_end - max(1, round(n * task.val_fraction))
     need = task.lookback + task.horizon
-    if train_end < need or val_end - train_end < task.horizon or n - val_end < task.horizon:
+    short_test = internal_test and n - val_end < task.horizon
+    if train_end < need or val_end - train_end < task.horizon or short_test:
         raise DatasetError(
             f"series of {n} points is too short for lookback {task.lookback} + horizon "
             f"{task.horizon} with val_fraction {task.val_fraction} and test_fraction "
@@ -46,6 +50,9 @@ def windows(scaled: np.ndarray, start: int, end: int, lookback: int, horizon: in
     """Windows whose targets ``scaled[t:t+horizon]`` lie within ``[start, end)``."""
     first = max(start, lookback)
     starts = np.arange(first, end - horizon + 1)
+    if not len(starts):  # no test part: an empty split of the right shape
+        empty = torch.zeros((0, lookback, 1)), torch.zeros((0, horizon))
+        return Split(*empty, ids=torch.zeros(0, dtype=torch.long))
     inputs = np.stack([scaled[t - lookback : t] for t in starts])[:, :, None]
     targets = np.stack([scaled[t : t + horizon] for t in starts])
     return Split(
@@ -55,10 +62,20 @@ def windows(scaled: np.ndarray, start: int, end: int, lookback: int, horizon: in
     )
 
 
-def prepare_series(values: np.ndarray, task: TaskSpec) -> PreparedData:
-    """Cleaned, split, scaled (train statistics) and windowed series."""
+def prepare_series(
+    values: np.ndarray, task: TaskSpec, after: np.ndarray | None = None
+) -> PreparedData:
+    """Cleaned, split, scaled (train statistics) and windowed series. ``after`` is a separate
+    test set: the values that follow the series; its windows look back into the series."""
     series = clean_series(values, task.missing)
-    train_end, val_end = split_bounds(len(series), task)
+    train_end, val_end = split_bounds(len(series), task, internal_test=after is None)
+    if after is not None:
+        continuation = clean_series(after, task.missing)
+        if len(continuation) < task.horizon:
+            raise DatasetError(
+                f"task.test_dataset: {len(continuation)} values, fewer than horizon {task.horizon}"
+            )
+        series = np.concatenate([series, continuation])
     mean = float(series[:train_end].mean())
     std = float(series[:train_end].std()) or 1.0
     scaled = (series - mean) / std

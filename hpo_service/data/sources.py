@@ -70,7 +70,6 @@ class DataRoots:
         return cls(data_dir=Path(value) if value is not None else None)
 
 
-
 def _is_file(path: Path) -> bool:
     """``Path.is_file`` that answers False for any OS error (a name too long, no permission)."""
     try:
@@ -92,34 +91,34 @@ def data_file(data_dir: Path | None, relative: str) -> Path:
     return _require(Path(data_dir) / relative, f"dataset file {relative}")
 
 
-def _refuse(dataset: str, problem: str) -> DatasetError:
+def _refuse(dataset: str, problem: str, field: str = "task.dataset") -> DatasetError:
     """The refusal quotes the spec's value (cut short), never the path it resolved to."""
     quoted = repr(dataset) if len(dataset) <= 120 else repr(dataset[:117] + "...")
-    return DatasetError(f"task.dataset: {quoted} {problem}")
+    return DatasetError(f"{field}: {quoted} {problem}")
 
 
-def _upload_file(dataset: str, roots: DataRoots) -> Path:
+def _upload_file(dataset: str, roots: DataRoots, field: str = "task.dataset") -> Path:
     """``upload:<id>`` -> ``<upload_dir>/<id>.csv``, for a well-formed id only."""
     upload_id = dataset[len(UPLOAD_PREFIX) :]
     if not UPLOAD_ID.fullmatch(upload_id):
-        raise _refuse(dataset, "is not an upload id (16 hex digits; see GET /api/datasets)")
+        raise _refuse(dataset, "is not an upload id (16 hex digits; see GET /api/datasets)", field)
     if roots.upload_dir is None:
-        raise _refuse(dataset, "needs the upload directory: set HPO_UPLOAD_DIR")
+        raise _refuse(dataset, "needs the upload directory: set HPO_UPLOAD_DIR", field)
     folder = Path(roots.upload_dir).resolve()
     path = (folder / f"{upload_id}.csv").resolve()
     if not path.is_relative_to(folder) or not _is_file(path):
-        raise _refuse(dataset, "is not in the upload directory; upload the file again")
+        raise _refuse(dataset, "is not in the upload directory; upload the file again", field)
     return path
 
 
-def _local_file(dataset: str) -> Path:
+def _local_file(dataset: str, field: str = "task.dataset") -> Path:
     """``allow_local_paths``: any local file, ``~`` expanded, relative to the current directory."""
     try:
         path = Path(dataset).expanduser()
     except RuntimeError:  # ~user that does not exist
-        raise _refuse(dataset, "names an unknown home directory") from None
+        raise _refuse(dataset, "names an unknown home directory", field) from None
     if not _is_file(path):
-        raise _refuse(dataset, "not found (relative paths start at the current directory)")
+        raise _refuse(dataset, "not found (relative paths start at the current directory)", field)
     return path
 
 
@@ -140,29 +139,34 @@ def _confined_problem(dataset: str) -> str | None:
     return None
 
 
-def _data_dir_file(dataset: str, data_dir: Path | None) -> Path:
+def _data_dir_file(dataset: str, data_dir: Path | None, field: str = "task.dataset") -> Path:
     """A relative path that, symlinks followed, stays inside the data directory."""
     problem = _confined_problem(dataset)
     if problem is not None:
-        raise _refuse(dataset, problem)
+        raise _refuse(dataset, problem, field)
     if data_dir is None:
-        raise _refuse(dataset, f"is read from the data directory, and none is set: {HINT}")
+        raise _refuse(dataset, f"is read from the data directory, and none is set: {HINT}", field)
     root = Path(data_dir).resolve()
     path = (root / dataset).resolve()
     if not path.is_relative_to(root):
-        raise _refuse(dataset, "leads outside the data directory (a symbolic link?); not read")
+        raise _refuse(
+            dataset, "leads outside the data directory (a symbolic link?); not read", field
+        )
     if not _is_file(path):
-        raise _refuse(dataset, "not found in the data directory (HPO_DATA_DIR); put it there")
+        raise _refuse(
+            dataset, "not found in the data directory (HPO_DATA_DIR); put it there", field
+        )
     return path
 
 
-def resolve_csv(dataset: str, roots: DataRoots) -> Path:
-    """The file a user CSV dataset names, confined to ``roots``; a DatasetError otherwise."""
+def resolve_csv(dataset: str, roots: DataRoots, field: str = "task.dataset") -> Path:
+    """The file a user CSV dataset names, confined to ``roots``; a DatasetError (naming
+    ``field``) otherwise."""
     if dataset.startswith(UPLOAD_PREFIX):
-        return _upload_file(dataset, roots)
+        return _upload_file(dataset, roots, field)
     if roots.allow_local_paths and "\x00" not in dataset and not _URL.match(dataset):
-        return _local_file(dataset)
-    return _data_dir_file(dataset, roots.data_dir)
+        return _local_file(dataset, field)
+    return _data_dir_file(dataset, roots.data_dir, field)
 
 
 def source_files(task: TaskSpec, roots: DataRoots | Path | None) -> list[Path]:
@@ -173,6 +177,13 @@ def source_files(task: TaskSpec, roots: DataRoots | Path | None) -> list[Path]:
     if task.dataset in ("sunspots", "co2", "digits"):
         return []
     return [resolve_csv(task.dataset, roots)]
+
+
+def separate_test_file(task: TaskSpec, roots: DataRoots | Path | None) -> Path | None:
+    """The separate test set's file (``task.test_dataset``), confined like ``task.dataset``."""
+    if task.test_dataset is None:
+        return None
+    return resolve_csv(task.test_dataset, DataRoots.coerce(roots), "task.test_dataset")
 
 
 def fingerprint(files: list[Path]) -> list[str]:
@@ -198,7 +209,14 @@ def read_tsv(path: Path, names: list[str] | None = None) -> pd.DataFrame:
     )
 
 
-def read_csv(path: Path, columns: list[str], *, dataset: str, upload: bool = False) -> pd.DataFrame:
+def read_csv(
+    path: Path,
+    columns: list[str],
+    *,
+    dataset: str,
+    upload: bool = False,
+    field: str = "task.dataset",
+) -> pd.DataFrame:
     """A user CSV; every column in ``columns`` must exist, and a missing one is named.
 
     Only an upload's own columns are listed in the error (its client saw that header already);
@@ -207,15 +225,18 @@ def read_csv(path: Path, columns: list[str], *, dataset: str, upload: bool = Fal
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise _refuse(dataset, f"is not a readable CSV: {str(error).strip()[:200]}") from None
+        raise _refuse(
+            dataset, f"is not a readable CSV: {str(error).strip()[:200]}", field
+        ) from None
     except UnicodeDecodeError as error:
-        raise _refuse(dataset, f"is not UTF-8 text (offset {error.start})") from None
+        raise _refuse(dataset, f"is not UTF-8 text (offset {error.start})", field) from None
     except OSError as error:
-        raise _refuse(dataset, f"cannot be read ({error.strerror})") from None
+        raise _refuse(dataset, f"cannot be read ({error.strerror})", field) from None
     for column in columns:
         if column not in frame.columns:
             have = f" (columns: {short_names(frame.columns)})" if upload else ""
-            raise _refuse(dataset, f"has no column {column!r}{have}; fix the spec's column fields")
+            problem = f"has no column {column!r}{have}; fix the spec's column fields"
+            raise _refuse(dataset, problem, field)
     return frame
 
 

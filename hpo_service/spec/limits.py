@@ -62,6 +62,8 @@ CHAR_CAPS: dict[str, int] = {
     "task.label_column": 200,
     "task.value_column": 200,
     "task.time_column": 200,
+    "task.group_column": 200,
+    "task.test_dataset": 1000,
     "task.feature_columns": 200,
 }
 DEFAULT_MAX_CHOICES = 64
@@ -216,18 +218,21 @@ def _outside_data_dir(path: str) -> str | None:
     return None
 
 
-def dataset_problem(dataset: str, allow_local_paths: bool = False) -> str | None:
-    """The problem with ``task.dataset``'s form, or None. Validation already refused anything
-    that is not a built-in name, ``upload:...`` or a ``.csv`` path."""
+def dataset_problem(
+    dataset: str, allow_local_paths: bool = False, field: str = "task.dataset"
+) -> str | None:
+    """The problem with ``task.dataset``'s (or ``task.test_dataset``'s) form, or None.
+    Validation already refused anything that is not a built-in name, ``upload:...`` or a
+    ``.csv`` path."""
     shown = repr(dataset if len(dataset) <= 80 else dataset[:77] + "...")
     if dataset.startswith(UPLOAD_PREFIX):
         if UPLOAD_ID.fullmatch(dataset[len(UPLOAD_PREFIX) :]):
             return None
-        return f"task.dataset: {shown} is not 'upload:<hex id>' as POST /api/datasets returns it"
+        return f"{field}: {shown} is not 'upload:<hex id>' as POST /api/datasets returns it"
     if not dataset.lower().endswith(".csv"):
         return None
     reason = _path_refusal(dataset, allow_local_paths)
-    return f"task.dataset: {shown}: {reason}" if reason else None
+    return f"{field}: {shown}: {reason}" if reason else None
 
 
 def check_limits(spec: StudySpec, limits: SpecLimits) -> list[str]:
@@ -236,5 +241,10 @@ def check_limits(spec: StudySpec, limits: SpecLimits) -> list[str]:
     problems = [*_numeric(spec, limits), *_lengths(spec), *_choices(spec.search_space, limits)]
     dataset = dataset_problem(spec.task.dataset, limits.allow_local_paths)
     problems += [dataset] if dataset else []
+    if spec.task.test_dataset is not None:
+        test = dataset_problem(
+            spec.task.test_dataset, limits.allow_local_paths, "task.test_dataset"
+        )
+        problems += [test] if test else []
     problems += _grid(spec, limits)
     return problems or _model_size(spec, limits)

@@ -75,8 +75,19 @@ class TaskSpec(StrictModel):
     min_freq: PositiveInt = 2
     max_vocab: PositiveInt = 20000
     max_length: PositiveInt | None = None
+    group_column: str | None = Field(
+        default=None,
+        description="CSV column whose equal values stay on one side of every split.",
+    )
     val_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
-    test_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.2
+    test_fraction: Annotated[float, Field(ge=0, lt=0.5)] = Field(
+        default=0.2, description="Internal test split; 0 for none (no test figure is reported)."
+    )
+    test_dataset: str | None = Field(
+        default=None,
+        description="A separate test set ('upload:<id>' or a .csv path) replacing the internal "
+        "test split; for forecasting, the values that follow the series.",
+    )
     max_train_samples: PositiveInt | None = None
     seed: int = 0
 
@@ -103,6 +114,7 @@ class TaskSpec(StrictModel):
             raise ValueError(
                 f"dataset: unknown dataset {ds!r}; use one of {known}, 'upload:<id>' or a .csv path"
             )
+        _check_test_and_groups(self)
         allowed = METRICS[self.kind]
         for metric in self.metrics:
             if metric not in allowed:
@@ -117,6 +129,23 @@ class TaskSpec(StrictModel):
         if len(self.directions) != len(self.metrics):
             raise ValueError("direction: give one direction per metric")
         return self
+
+
+def _check_test_and_groups(task: TaskSpec) -> None:
+    """``test_dataset`` is a user file (a built-in's own test split is used by default);
+    ``group_column`` needs rows to group, so it is for classification CSVs."""
+    test = task.test_dataset
+    if test is not None and not (test.startswith(UPLOAD_PREFIX) or test.lower().endswith(".csv")):
+        raise ValueError(f"test_dataset: {test!r} is not 'upload:<id>' or a .csv path")
+    if test is not None and task.dataset in ("sunspots", "co2", "digits"):
+        raise ValueError(f"test_dataset: {task.dataset!r} has no columns to match a test file")
+    if task.group_column is not None:
+        if task.kind == "forecasting":
+            raise ValueError("group_column: forecasting splits are chronological, not grouped")
+        if task.dataset in BUILTIN_DATASETS:
+            raise ValueError(
+                f"group_column: only for CSV datasets ({task.dataset!r} is grouped by the service)"
+            )
 
 
 class BudgetSpec(StrictModel):
