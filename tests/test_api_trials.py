@@ -178,6 +178,8 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         "best_epoch": 0,
         "stop_reason": "max_epochs",
         "n_params": 321,
+        "val_n": 31,
+        "test_n": 62,
         "note": "kept",
     }
     good = add(study, 9.5, attrs=attrs, steps=(12.0, 9.5))
@@ -195,6 +197,7 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         "max_epochs",
         321,
     )
+    assert (detail["val_n"], detail["test_n"]) == (31, 62)  # what each figure rests on
     assert detail["worker"] == {"id": "w-1", "host": "box", "device": "cpu"}
     assert detail["user_attrs"] == {"note": "kept"} and detail["has_model"] is False
     failed = api.get("/api/studies/t/trials/1").json()

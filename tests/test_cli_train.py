@@ -96,8 +96,25 @@ def test_train_json_on_sunspots(cli: typer.Typer, tmp_path: Path) -> None:
     payload = json.loads(result.stdout)  # exactly one JSON object
     assert payload["params"]["optimizer"] == "adam" and len(payload["epochs"]) == 3
     assert set(payload["test_metrics"]) == {"rmse", "mae", "mape", "loss"}
+    # 309 yearly values: a fifth (62) for test, a tenth (31) for validation, one window each
+    assert (payload["val_n"], payload["test_n"]) == (31, 62)
     assert payload["artifact_dir"] == str(tmp_path / "art")
     assert "epoch 3/3" in result.stderr
+
+
+def test_train_without_a_test_split_says_so(cli: typer.Typer, tmp_path: Path) -> None:
+    spec = yaml.safe_load(
+        write_spec(tmp_path / "s.yaml", "sunspots", "forecasting", "rmse").read_text()
+    )
+    spec["task"]["test_fraction"] = 0
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    args = ["train", str(tmp_path / "s.yaml"), "--epochs", "1"]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    # validation is the last tenth of the series (31 windows); training keeps the rest
+    assert "validation on 31 examples; no test split (task.test_fraction 0)" in table.stdout
+    payload = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+    assert payload["test_metrics"] == {} and payload["test_n"] == 0
 
 
 def test_train_text_spec_with_data_dir(cli: typer.Typer, tmp_path: Path, data_dir: Path) -> None:

@@ -122,6 +122,11 @@ class TrialDetail(TrialOut):
         description="Validation metrics at the best epoch ('best'), the last ('final') and "
         "the test split ('test')."
     )
+    val_n: int | None = Field(default=None, description="Examples the validation metrics rest on.")
+    test_n: int | None = Field(
+        default=None,
+        description="Examples the test metrics rest on; 0 when the study has no test split.",
+    )
     best_epoch: int | None
     stop_reason: str | None = Field(description="max_epochs, early_stopping, pruned, ...")
     n_params: int | None

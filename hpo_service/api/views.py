@@ -37,7 +37,7 @@ WEIGHTS_FILE = "weights.pt"
 #: User attributes that have their own field in TrialDetail (the rest go to ``user_attrs``).
 _KNOWN_ATTRS = {
     "curves", "best_epoch", "stop_reason", "n_params", "best_metrics", "final_metrics",
-    "test_metrics", "artifact_dir", "fail_reason", "hpo_retries",
+    "test_metrics", "artifact_dir", "fail_reason", "hpo_retries", "val_n", "test_n",
 }  # fmt: skip
 
 
@@ -98,6 +98,11 @@ def _has_model(artifact_dir: Any) -> bool:
     return isinstance(artifact_dir, str) and (Path(artifact_dir) / WEIGHTS_FILE).is_file()
 
 
+def _count(value: Any) -> int | None:
+    """A stored example count, or None for trials stored before counts were kept."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:
     base = trial_outs(conn, [row])[0]
     attrs = q.user_attrs(conn, row.trial_id)
@@ -111,6 +116,8 @@ def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:
         ],
         curves=attrs.get("curves") or {},
         metrics=metrics,
+        val_n=_count(attrs.get("val_n")),
+        test_n=_count(attrs.get("test_n")),
         best_epoch=attrs.get("best_epoch"),
         stop_reason=attrs.get("stop_reason"),
         n_params=attrs.get("n_params"),

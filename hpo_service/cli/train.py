@@ -176,6 +176,8 @@ def _result_fields(result: Any) -> dict[str, Any]:
         "best_metrics": result.best.metrics if result.best else {},
         "final_metrics": result.final.metrics if result.final else {},
         "test_metrics": result.test_metrics,
+        "val_n": result.val_n,
+        "test_n": result.test_n,
         "epochs": [
             {
                 "epoch": e.epoch,
@@ -187,6 +189,12 @@ def _result_fields(result: Any) -> dict[str, Any]:
             for e in result.epochs
         ],
     }
+
+
+def counts_line(val_n: int, test_n: int) -> str:
+    """What the figures rest on; a small validation or test set is a noisy estimate."""
+    test = f"test on {test_n}" if test_n else "no test split (task.test_fraction 0), no test figure"
+    return f"validation on {val_n} examples; {test}"
 
 
 def _metrics_table(payload: dict[str, Any]) -> Table:
@@ -235,6 +243,7 @@ def train_command(
         typer.echo(json.dumps(payload))
         return
     Console().print(_metrics_table(payload))
+    typer.echo(counts_line(payload["val_n"], payload["test_n"]))
     if payload["reason_detail"]:
         err.print(payload["reason_detail"], highlight=False)
 

@@ -70,6 +70,8 @@ def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | 
         "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch,
         "n_params": result.n_params,
+        "val_n": result.val_n,
+        "test_n": result.test_n,
     }
     if result.best is not None:
         attrs["best_metrics"] = finite_json(result.best.metrics)

@@ -68,6 +68,10 @@ class TrainResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
     n_params: int = 0
     reason_detail: str = ""  # e.g. "loss became nan at epoch 2, batch 17"
+    #: Examples (texts, sequences or forecast windows) the validation and test figures rest on;
+    #: test_n is 0 when there is no test split (task.test_fraction 0) or it was not evaluated.
+    val_n: int = 0
+    test_n: int = 0
     #: The best epoch's weights (CPU tensors) for save_artifacts; not part of equality or repr.
     best_state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 

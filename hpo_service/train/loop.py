@@ -238,4 +238,6 @@ def _finish(run: _Training, reason: StopReason, detail: str = "") -> TrainResult
         n_params=count_parameters(run.model),
         reason_detail=detail,
         best_state=run.best_state,
+        val_n=len(run.data.val),
+        test_n=len(run.data.test) if test else 0,
     )
