@@ -89,3 +89,25 @@ def test_single_objective_best_is_the_first_of_equals(migrated: Settings) -> Non
         chosen = serving_trial_id(conn, sid, ["minimize"])
         assert chosen is not None
         assert [r.number for r in ot.by_ids(conn, [chosen])] == [1]
+
+
+def test_ties_are_broken_by_validation_loss_everywhere(migrated: Settings) -> None:
+    """7 of 8 trials at accuracy 1.0 on a tiny validation set: the loss tells them apart."""
+    spec = tiny_spec(
+        "ties", task={"dataset": "digits", "kind": "sequence_classification", "metric": "accuracy"}
+    )
+    create_study(migrated, parse_spec(spec))
+    study = optuna.load_study(study_name="ties", storage=get_storage(migrated))
+    for value, loss in ((0.9, 0.01), (1.0, 0.30), (1.0, None), (1.0, 0.05), (1.0, 0.05)):
+        attrs = {"best_metrics": {"accuracy": value, "loss": loss}} if loss is not None else {}
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
+    with get_engine(migrated).connect() as conn:
+        sid = ot.study_id(conn, "ties")
+        assert sid is not None
+        rows = ot.page(conn, sid, None, False, 0, 10)
+        assert ot.tied_best(conn, sid, 0, minimize=False) == [r.trial_id for r in rows[1:]]
+        chosen = serving_trial_id(conn, sid, ["maximize"])
+        # trial 3 has the lowest loss among the tied; trial 4 ties it and comes later
+        assert [r.number for r in ot.by_ids(conn, [chosen or -1])] == [3]
+    with TestClient(create_app(migrated)) as api:
+        assert [t["number"] for t in api.get("/api/studies/ties/best").json()["trials"]] == [3]

@@ -1,7 +1,10 @@
 """The best trial and the Pareto front: one rule for the API, the CLI, summaries and plots.
 
-Single objective: the COMPLETE trial with the best finite value; among equal values the first
-(lowest trial id), so the answer never changes while nothing better arrives. Several
+Single objective: the COMPLETE trial with the best finite value; among equal values the one
+with the lowest validation loss at its best epoch (user attribute ``best_metrics.loss``), then
+the first (lowest trial id). On small validation sets many trials tie (7 of 8 at accuracy 1.0 on
+14 rows), and the first of them was often the worst; the loss still tells them apart. The answer
+changes only when a better trial arrives, or an equal one with a lower loss. Several
 objectives: there is no single best, there is the Pareto front, the COMPLETE trials no other
 trial dominates. Trials with identical values are all on the front (neither dominates the
 other): they are different trials a user may want to compare. Whatever must serve predictions
@@ -10,6 +13,8 @@ instead of guessing (:class:`NeedsChoice`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import sqlalchemy as sa
@@ -59,8 +64,18 @@ def best_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) ->
     COMPLETE trial."""
     if len(directions) > 1:
         return pareto_trial_ids(conn, study_id, directions)
-    found = ot.best_by_value(conn, study_id, 0, minimize=directions[0] == "minimize")
-    return [] if found is None else [found]
+    tied = ot.tied_best(conn, study_id, 0, minimize=directions[0] == "minimize")
+    if len(tied) <= 1:
+        return tied
+    metrics = ot.user_attr_for(conn, tied, "best_metrics")
+    return [min(tied, key=lambda trial_id: (_val_loss(metrics.get(trial_id)), trial_id))]
+
+
+def _val_loss(metrics: object) -> float:
+    """The stored validation loss, +inf when missing or not a finite number."""
+    loss = metrics.get("loss") if isinstance(metrics, dict) else None
+    ok = isinstance(loss, int | float) and not isinstance(loss, bool) and math.isfinite(loss)
+    return float(loss) if ok else math.inf  # type: ignore[arg-type]
 
 
 def serving_trial_id(conn: sa.Connection, study_id: int, directions: list[str]) -> int | None:

@@ -54,6 +54,8 @@ from hpo_service.store.optuna_tables.trials import (
     page,
     param_names,
     params_for,
+    tied_best,
+    user_attr_for,
     user_attrs,
     values_for,
 )
@@ -91,7 +93,9 @@ __all__ = [
     "param_names",
     "params_for",
     "study_id",
+    "tied_best",
     "trial_times",
+    "user_attr_for",
     "user_attrs",
     "values_for",
     "watermark",

@@ -216,3 +216,31 @@ def best_by_value(conn: sa.Connection, sid: int, objective: int, minimize: bool)
 def complete_finite_values(conn: sa.Connection, sid: int) -> list[tuple[int, int, float]]:
     """(trial id, objective, value) of every finite value of the study's COMPLETE trials."""
     return [(int(t), int(k), float(v)) for t, k, v in conn.execute(_complete_finite(sid))]
+
+
+def tied_best(
+    conn: sa.Connection, sid: int, objective: int, minimize: bool, limit: int = 1000
+) -> list[int]:
+    """Ids of the COMPLETE trials that share the best finite value of ``objective`` (at most
+    ``limit``, lowest ids first): the candidates a tie-break chooses among."""
+    best = best_by_value(conn, sid, objective, minimize)
+    if best is None:
+        return []
+    v = TRIAL_VALUES.c
+    top = sa.select(v.value).where(v.trial_id == best, v.objective == objective).scalar_subquery()
+    query = (
+        _complete_finite(sid)
+        .where(v.objective == objective, v.value == top)
+        .order_by(TRIALS.c.trial_id)
+        .limit(limit)
+    )
+    return [int(row[0]) for row in conn.execute(query)]
+
+
+def user_attr_for(conn: sa.Connection, ids: Sequence[int], key: str) -> dict[int, Any]:
+    """One user attribute of many trials, parsed, in one query (absent where not set)."""
+    if not ids:
+        return {}
+    a = TRIAL_USER_ATTRIBUTES.c
+    query = sa.select(a.trial_id, a.value_json).where(a.trial_id.in_(list(ids)), a.key == key)
+    return {int(t): decode_attr(value) for t, value in conn.execute(query)}
