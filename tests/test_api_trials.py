@@ -180,6 +180,8 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         "n_params": 321,
         "val_n": 31,
         "test_n": 62,
+        "train_n": 200,
+        "refit": {"epochs": 2, "train_n": 231, "test_metrics": {"rmse": 9.0}},
         "note": "kept",
     }
     good = add(study, 9.5, attrs=attrs, steps=(12.0, 9.5))
@@ -198,6 +200,7 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         321,
     )
     assert (detail["val_n"], detail["test_n"]) == (31, 62)  # what each figure rests on
+    assert detail["train_n"] == 200 and detail["refit"]["train_n"] == 231
     assert detail["worker"] == {"id": "w-1", "host": "box", "device": "cpu"}
     assert detail["user_attrs"] == {"note": "kept"} and detail["has_model"] is False
     failed = api.get("/api/studies/t/trials/1").json()

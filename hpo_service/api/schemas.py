@@ -122,6 +122,12 @@ class TrialDetail(TrialOut):
         description="Validation metrics at the best epoch ('best'), the last ('final') and "
         "the test split ('test')."
     )
+    train_n: int | None = Field(default=None, description="Examples the search run trained on.")
+    refit: dict[str, Any] | None = Field(
+        default=None,
+        description="The refit on train+validation whose weights serve predictions: epochs, "
+        "train_n and its test metrics (absent when task.refit did not apply).",
+    )
     val_n: int | None = Field(default=None, description="Examples the validation metrics rest on.")
     test_n: int | None = Field(
         default=None,

@@ -38,6 +38,7 @@ WEIGHTS_FILE = "weights.pt"
 _KNOWN_ATTRS = {
     "curves", "best_epoch", "stop_reason", "n_params", "best_metrics", "final_metrics",
     "test_metrics", "artifact_dir", "fail_reason", "hpo_retries", "val_n", "test_n",
+    "train_n", "refit",
 }  # fmt: skip
 
 
@@ -116,6 +117,8 @@ def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:
         ],
         curves=attrs.get("curves") or {},
         metrics=metrics,
+        train_n=_count(attrs.get("train_n")),
+        refit=attrs.get("refit") if isinstance(attrs.get("refit"), dict) else None,
         val_n=_count(attrs.get("val_n")),
         test_n=_count(attrs.get("test_n")),
         best_epoch=attrs.get("best_epoch"),

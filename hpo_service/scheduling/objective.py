@@ -19,7 +19,8 @@ import optuna
 import torch
 
 from hpo_service.config import Settings
-from hpo_service.data import load_dataset
+from hpo_service.data import PreparedData, load_dataset
+from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
@@ -27,6 +28,7 @@ from hpo_service.spec import StudySpec
 from hpo_service.spec.sampling import suggest_params
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
+from hpo_service.train.refit import refit, refit_config
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
 __all__ = ["TrialFailed", "TrialInterrupted", "run_trial", "trainer"]
@@ -64,12 +66,38 @@ def _curves(result: TrainResult) -> dict[str, list[float]]:
     }
 
 
-def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | None) -> None:
+def _save_model(
+    spec: StudySpec,
+    data: PreparedData,
+    config: TrainConfig,
+    result: TrainResult,
+    directory: Path,
+    should_stop: Callable[[], bool] | None,
+) -> TrainResult | None:
+    """Save the model that will serve predictions: the refit on train+validation when
+    ``task.refit`` asks for one and it finishes, else the search run's best epoch."""
+    refitted = None
+    if wants_refit(spec.task.refit, data):
+        refitted = refit(config, data, result, should_stop)
+    if refitted is not None:
+        save_artifacts(refitted, data, refit_config(config, result.best_epoch), directory)
+    else:
+        save_artifacts(result, data, config, directory)
+    return refitted
+
+
+def store_result(
+    trial: optuna.Trial,
+    result: TrainResult,
+    artifact_dir: Path | None,
+    refitted: TrainResult | None = None,
+) -> None:
     attrs: dict[str, Any] = {
         "curves": _curves(result),
         "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch,
         "n_params": result.n_params,
+        "train_n": result.train_n,
         "val_n": result.val_n,
         "test_n": result.test_n,
     }
@@ -83,6 +111,14 @@ def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | 
         attrs["artifact_dir"] = str(artifact_dir)
     if result.reason_detail:
         attrs["fail_reason"] = result.reason_detail
+    if refitted is not None:
+        attrs["refit"] = finite_json(
+            {
+                "epochs": refitted.best_epoch,
+                "train_n": refitted.train_n,
+                "test_metrics": refitted.test_metrics,
+            }
+        )
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
@@ -141,12 +177,12 @@ def run_trial(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise TrialFailed("out of memory")
-    artifact_dir = None
+    artifact_dir, refitted = None, None
     finished = result.stop_reason in ("max_epochs", "early_stopping")
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
-        save_artifacts(result, data, config, artifact_dir)
-    retry(lambda: store_result(trial, result, artifact_dir))
+        refitted = _save_model(spec, data, config, result, artifact_dir, should_stop)
+    retry(lambda: store_result(trial, result, artifact_dir, refitted))
     if result.stop_reason == "diverged":
         raise TrialFailed(result.reason_detail or "the loss diverged")
     if result.stop_reason == "pruned":

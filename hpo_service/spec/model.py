@@ -90,6 +90,12 @@ class TaskSpec(StrictModel):
     )
     max_train_samples: PositiveInt | None = None
     seed: int = 0
+    refit: Literal["auto"] | bool = Field(
+        default="auto",
+        description="Train each finished trial's configuration again on train+validation for "
+        "its best epoch count; that model serves predictions. auto: when train+validation hold "
+        "at most 5,000 examples.",
+    )
 
     @property
     def metrics(self) -> list[str]:

@@ -36,6 +36,8 @@ class TrainConfig:
     metric: str = "loss"  # validation metric that picks the best epoch and drives patience
     direction: str = "minimize"  # minimize | maximize, for ``metric``
     amp: bool = True  # mixed precision; only ever used on CUDA
+    #: Keep the last epoch's weights, not the best: a refit has no held-out data to choose by.
+    keep_last: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **extra: Any) -> TrainConfig:
@@ -68,8 +70,10 @@ class TrainResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
     n_params: int = 0
     reason_detail: str = ""  # e.g. "loss became nan at epoch 2, batch 17"
-    #: Examples (texts, sequences or forecast windows) the validation and test figures rest on;
+    #: Examples (texts, sequences or forecast windows) trained on, and that the validation and
+    #: test figures rest on;
     #: test_n is 0 when there is no test split (task.test_fraction 0) or it was not evaluated.
+    train_n: int = 0
     val_n: int = 0
     test_n: int = 0
     #: The best epoch's weights (CPU tensors) for save_artifacts; not part of equality or repr.

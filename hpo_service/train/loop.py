@@ -176,7 +176,7 @@ def _record(run: _Training, result: EpochResult) -> None:
     """Keep the curve, and a CPU copy of the weights whenever the monitored metric improves."""
     run.epochs.append(result)
     value = result.metrics.get(run.config.metric, result.val_loss)
-    if _better(run.config, value, run.best_value):
+    if run.config.keep_last or _better(run.config, value, run.best_value):
         run.best_epoch, run.best_value = result.epoch, value
         run.best_state = {
             k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()
@@ -238,6 +238,7 @@ def _finish(run: _Training, reason: StopReason, detail: str = "") -> TrainResult
         n_params=count_parameters(run.model),
         reason_detail=detail,
         best_state=run.best_state,
+        train_n=len(run.data.train),
         val_n=len(run.data.val),
         test_n=len(run.data.test) if test else 0,
     )
