@@ -38,13 +38,11 @@ def concat_splits(first: Split, second: Split) -> Split:
     """Both splits' rows in one (token ids right-padded to the wider of the two)."""
     width = max(first.x.shape[1], second.x.shape[1]) if first.x.dim() == 2 else 0
     x = torch.cat([_padded(first.x, width), _padded(second.x, width)])
-    lengths = None
-    if first.lengths is not None and second.lengths is not None:
-        lengths = torch.cat([first.lengths, second.lengths])
-    ids = None
-    if first.ids is not None and second.ids is not None:
-        ids = torch.cat([first.ids, second.ids])
-    return Split(x, torch.cat([first.y, second.y]), lengths, ids)
+    pairs = [
+        (getattr(first, n), getattr(second, n)) for n in ("lengths", "ids", "context", "target")
+    ]
+    extra = (torch.cat([a, b]) if a is not None and b is not None else None for a, b in pairs)
+    return Split(x, torch.cat([first.y, second.y]), *extra)
 
 
 def with_validation_in_train(data: PreparedData) -> PreparedData:

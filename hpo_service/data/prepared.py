@@ -25,12 +25,16 @@ class DatasetError(ValueError):
 class Split:
     """One split. ``x`` is padded token ids [N, L] (text) or floats [N, T, F];
     ``y`` is class indices [N] or scaled targets [N, horizon]; ``lengths`` is set for text;
-    ``ids`` identify the source rows (or the first target time step) so overlap can be checked."""
+    ``ids`` identify the source rows (or the first target time step) so overlap can be checked.
+    Forecasting with a target transform also keeps, per window, the original values a forecast
+    is inverted from (``context``, [N, lag]) and the original-unit targets (``target``)."""
 
     x: torch.Tensor
     y: torch.Tensor
     lengths: torch.Tensor | None = None
     ids: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    target: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -39,13 +43,20 @@ class Split:
         out = {"x": self.x, "y": self.y}
         if self.lengths is not None:
             out["lengths"] = self.lengths
-        if self.ids is not None:
-            out["ids"] = self.ids
+        for name in ("ids", "context", "target"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, torch.Tensor]) -> Split:
-        return cls(data["x"], data["y"], data.get("lengths"), data.get("ids"))
+        extra = (data.get(name) for name in ("lengths", "ids", "context", "target"))
+        return cls(data["x"], data["y"], *extra)
+
+    def rows(self, keep: slice) -> Split:
+        """Some rows of every tensor the split holds."""
+        tensors = (self.x, self.y, self.lengths, self.ids, self.context, self.target)
+        return Split(*(None if t is None else t[keep] for t in tensors))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +74,8 @@ class PreparedData:
     scaler: dict[str, list[float]] | None = None  # {"mean": [...], "std": [...]} per feature
     lookback: int = 0
     horizon: int = 0
+    target_transform: str = "none"  # forecasting: none | log | diff | seasonal_diff
+    season: int = 12
     max_length: int | None = None
     dataset: str = ""
     cache_key: str = ""
@@ -90,6 +103,8 @@ class PreparedData:
             "scaler": self.scaler,
             "lookback": self.lookback,
             "horizon": self.horizon,
+            "target_transform": self.target_transform,
+            "season": self.season,
             "max_length": self.max_length,
             "dataset": self.dataset,
             "seq_shape": list(self.train.x.shape[1:]) if not self.is_text else None,

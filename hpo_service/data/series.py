@@ -7,10 +7,13 @@ reach back into an earlier split (that is known history), but its targets never 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
 
+from hpo_service.data import transforms
 from hpo_service.data.prepared import DatasetError, PreparedData, Split
 from hpo_service.spec import TaskSpec
 
@@ -35,7 +38,7 @@ def split_bounds(n: int, task: TaskSpec, internal_test: bool = True) -> tuple[in
     internal_test = internal_test and task.test_fraction > 0
     val_end = n - max(1, round(n * task.test_fraction)) if internal_test else n
     train_end = val_end - max(1, round(n * task.val_fraction))
-    need = task.lookback + task.horizon
+    need = task.lookback + task.horizon + transforms.lag(task.target_transform, task.season)
     short_test = internal_test and n - val_end < task.horizon
     if train_end < need or val_end - train_end < task.horizon or short_test:
         raise DatasetError(
@@ -46,27 +49,35 @@ def split_bounds(n: int, task: TaskSpec, internal_test: bool = True) -> tuple[in
     return train_end, val_end
 
 
-def windows(scaled: np.ndarray, start: int, end: int, lookback: int, horizon: int) -> Split:
-    """Windows whose targets ``scaled[t:t+horizon]`` lie within ``[start, end)``."""
-    first = max(start, lookback)
-    starts = np.arange(first, end - horizon + 1)
+def windows(
+    series: np.ndarray, scaled: np.ndarray, span: tuple[int, int], task: TaskSpec, k: int
+) -> Split:
+    """Windows whose targets (original times ``t..t+horizon``) lie within ``span``. ``scaled``
+    is the transformed series, ``k`` values shorter (its value ``i`` is time ``i + k``)."""
+    lookback, horizon = task.lookback, task.horizon
+    starts = np.arange(max(span[0], lookback + k), span[1] - horizon + 1)
     if not len(starts):  # no test part: an empty split of the right shape
         empty = torch.zeros((0, lookback, 1)), torch.zeros((0, horizon))
         return Split(*empty, ids=torch.zeros(0, dtype=torch.long))
-    inputs = np.stack([scaled[t - lookback : t] for t in starts])[:, :, None]
-    targets = np.stack([scaled[t : t + horizon] for t in starts])
-    return Split(
+    inputs = np.stack([scaled[t - k - lookback : t - k] for t in starts])[:, :, None]
+    targets = np.stack([scaled[t - k : t - k + horizon] for t in starts])
+    split = Split(
         x=torch.tensor(inputs, dtype=torch.float32),
         y=torch.tensor(targets, dtype=torch.float32),
         ids=torch.tensor(starts, dtype=torch.long),
     )
+    if task.target_transform == "none":
+        return split
+    context = np.stack([series[t - k : t] for t in starts])
+    original = np.stack([series[t : t + horizon] for t in starts])
+    return dataclasses.replace(split, context=torch.tensor(context), target=torch.tensor(original))
 
 
 def prepare_series(
     values: np.ndarray, task: TaskSpec, after: np.ndarray | None = None
 ) -> PreparedData:
-    """Cleaned, split, scaled (train statistics) and windowed series. ``after`` is a separate
-    test set: the values that follow the series; its windows look back into the series."""
+    """Cleaned, split, transformed, scaled (train statistics) and windowed series. ``after`` is
+    a separate test set: the values that follow the series; its windows look back into it."""
     series = clean_series(values, task.missing)
     train_end, val_end = split_bounds(len(series), task, internal_test=after is None)
     if after is not None:
@@ -76,23 +87,25 @@ def prepare_series(
                 f"task.test_dataset: {len(continuation)} values, fewer than horizon {task.horizon}"
             )
         series = np.concatenate([series, continuation])
-    mean = float(series[:train_end].mean())
-    std = float(series[:train_end].std()) or 1.0
-    scaled = (series - mean) / std
-    train = windows(scaled, 0, train_end, task.lookback, task.horizon)
+    k = transforms.lag(task.target_transform, task.season)
+    z = transforms.forward(series, task.target_transform, task.season)
+    mean = float(z[: train_end - k].mean())
+    std = float(z[: train_end - k].std()) or 1.0
+    scaled = (z - mean) / std
+    train = windows(series, scaled, (0, train_end), task, k)
     if task.max_train_samples is not None and len(train) > task.max_train_samples:
-        keep = slice(len(train) - task.max_train_samples, None)  # the most recent windows
-        assert train.ids is not None
-        train = Split(train.x[keep], train.y[keep], ids=train.ids[keep])
+        train = train.rows(slice(len(train) - task.max_train_samples, None))  # the most recent
     return PreparedData(
         kind="forecasting",
         train=train,
-        val=windows(scaled, train_end, val_end, task.lookback, task.horizon),
-        test=windows(scaled, val_end, len(series), task.lookback, task.horizon),
+        val=windows(series, scaled, (train_end, val_end), task, k),
+        test=windows(series, scaled, (val_end, len(series)), task, k),
         input_size=1,
         scaler={"mean": [mean], "std": [std]},
         lookback=task.lookback,
         horizon=task.horizon,
+        target_transform=task.target_transform,
+        season=task.season,
         dataset=task.dataset,
     )
 

@@ -71,6 +71,12 @@ class TaskSpec(StrictModel):
     feature_columns: list[str] | None = None
     lookback: PositiveInt = 24
     horizon: PositiveInt = 1
+    target_transform: Literal["none", "log", "diff", "seasonal_diff"] = Field(
+        default="none",
+        description="Forecasting: model log(1+y), the difference y[t]-y[t-1] or y[t]-y[t-season]; "
+        "metrics and predictions are inverted to original units.",
+    )
+    season: PositiveInt = Field(default=12, description="Period of seasonal_diff, in steps.")
     missing: Literal["interpolate", "drop"] = "interpolate"
     min_freq: PositiveInt = 2
     max_vocab: PositiveInt = 20000
@@ -140,6 +146,8 @@ class TaskSpec(StrictModel):
 def _check_test_and_groups(task: TaskSpec) -> None:
     """``test_dataset`` is a user file (a built-in's own test split is used by default);
     ``group_column`` needs rows to group, so it is for classification CSVs."""
+    if task.target_transform != "none" and task.kind != "forecasting":
+        raise ValueError("target_transform: only forecasting targets are transformed")
     test = task.test_dataset
     if test is not None and not (test.startswith(UPLOAD_PREFIX) or test.lower().endswith(".csv")):
         raise ValueError(f"test_dataset: {test!r} is not 'upload:<id>' or a .csv path")

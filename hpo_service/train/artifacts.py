@@ -23,6 +23,7 @@ import torch
 
 from hpo_service.data import PreparedData
 from hpo_service.data.text import encode, tokenize
+from hpo_service.data.transforms import forward, invert, lag
 from hpo_service.train.config import TrainConfig, TrainResult
 from hpo_service.train.model import RecurrentModel, build_model
 
@@ -93,9 +94,12 @@ class Predictor:
         vocab = state.get("vocab") or []
         self._stoi = {token: i for i, token in enumerate(vocab)}
 
-    def predict(self, inputs: list) -> list:
+    def predict(self, inputs: list, steps: int | None = None) -> list:
+        """``steps`` (forecasting only): how many values ahead; default the model's horizon."""
         if self.kind == "forecasting":
-            return self._forecast([float(v) for v in inputs])
+            return self._forecast([float(v) for v in inputs], steps or self.state["horizon"])
+        if steps is not None:
+            raise ValueError("steps applies to forecasting models only")
         if self.kind == "text_classification":
             return self._texts([str(t) for t in inputs])
         probabilities = self._probabilities(self._sequences(inputs), None)
@@ -135,15 +139,30 @@ class Predictor:
         ).float()
 
     @torch.inference_mode()
-    def _forecast(self, series: list[float]) -> list[float]:
-        lookback = self.state["lookback"]
-        values = np.asarray(series, dtype=np.float64)
-        if len(values) < lookback or not np.isfinite(values[-lookback:]).all():
-            raise ValueError(f"need at least {lookback} finite values, got {len(values)}")
+    def _forecast(self, series: list[float], steps: int) -> list[float]:
+        """The next ``steps`` values: the model's horizon directly, and beyond it recursively
+        (each forecast joins the history the next window is cut from)."""
+        transform = self.state.get("target_transform", "none")
+        season = int(self.state.get("season") or 12)
+        lookback, k = self.state["lookback"], lag(transform, season)
+        history = np.asarray(series, dtype=np.float64)
+        need = lookback + k
+        if len(history) < need or not np.isfinite(history[-need:]).all():
+            raise ValueError(f"need at least {need} finite values, got {len(history)}")
         mean, std = self.state["scaler"]["mean"][0], self.state["scaler"]["std"][0]
-        window = torch.tensor((values[-lookback:] - mean) / std, dtype=torch.float32)
-        scaled = self.model(window.view(1, lookback, 1))[0]
-        return [float(v) * std + mean for v in scaled]
+        out: list[float] = []
+        while len(out) < steps:
+            try:
+                z = forward(history[-need:], transform, season)
+            except ValueError as error:  # log of a value at or below -1
+                raise ValueError(str(error).removeprefix("task.target_transform: ")) from None
+            window = torch.tensor((z - mean) / std, dtype=torch.float32)
+            scaled = self.model(window.view(1, lookback, 1)).double()
+            context = torch.tensor(history[len(history) - k :]).view(1, k)
+            ahead = invert(scaled * std + mean, context, transform, season)[0].numpy()
+            out.extend(float(v) for v in ahead)
+            history = np.concatenate([history, ahead])
+        return out[:steps]
 
 
 def load_predictor(directory: Path) -> Predictor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpo_service.data import PreparedData, Split
+from hpo_service.data.transforms import invert
 from hpo_service.train.batches import batch_indices, take
 from hpo_service.train.config import EpochResult, StopReason, TrainConfig, TrainResult
 from hpo_service.train.metrics import classification_metrics, forecast_metrics
@@ -125,13 +126,24 @@ def evaluate(run: _Training, split: Split) -> dict[str, float]:
     loss = run.loss(out, y).item()
     data = run.data
     if data.kind == "forecasting":
-        assert data.scaler is not None
-        mean, std = data.scaler["mean"][0], data.scaler["std"][0]
-        metrics = forecast_metrics((out * std + mean).cpu(), (y * std + mean).cpu())
+        metrics = forecast_metrics(*original_units(data, split, out.cpu(), y.cpu()))
     else:
         pred = (out.squeeze(-1) > 0).long() if data.n_classes == 2 else out.argmax(-1)
         metrics = classification_metrics(pred.cpu(), y.cpu(), data.n_classes)
     return {**metrics, "loss": loss}
+
+
+def original_units(
+    data: PreparedData, split: Split, out: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forecasts and targets (in split order) unscaled and, with a target transform, inverted
+    from each window's context, so metrics are in the series' own units."""
+    assert data.scaler is not None
+    mean, std = data.scaler["mean"][0], data.scaler["std"][0]
+    pred, true = out * std + mean, y * std + mean
+    if split.context is None or split.target is None:
+        return pred, true
+    return invert(pred, split.context, data.target_transform, data.season), split.target
 
 
 def _start(config: TrainConfig, data: PreparedData) -> _Training:
