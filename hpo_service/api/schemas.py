@@ -153,11 +153,25 @@ class BestOut(BaseModel):
 
 
 class PredictIn(BaseModel):
-    inputs: list[Any] = Field(
+    inputs: list[Any] | None = Field(
+        default=None,
         min_length=1,
         max_length=10_000,
         description="Forecasting: one series (at least `lookback` numbers). Text: strings. "
-        "Sequences: [steps][features] nested lists.",
+        "Sequences: [steps][features] nested lists. Give this or `csv`.",
+    )
+    csv: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Instead of `inputs`: CSV text with the study's columns, as uploaded "
+        "(a forecast then comes with the time stamps that follow the series).",
+    )
+    steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Forecasting: values ahead (default: the horizon); beyond the model's "
+        "horizon each forecast is fed back as history (recursive).",
     )
     trial: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Trial number; default: the best trial."
@@ -169,6 +183,9 @@ class PredictOut(BaseModel):
     trial: int
     kind: str
     predictions: list[Any]
+    times: list[str] | None = Field(
+        default=None, description="Time stamps of the forecasts (csv with a time column)."
+    )
 
 
 # --- notes and artifacts --------------------------------------------------------------------

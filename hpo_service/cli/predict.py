@@ -39,6 +39,24 @@ def read_inputs(path: Path, kind: str) -> list[Any]:
     return [row[-1] for row in rows] if kind == "forecasting" else rows
 
 
+def study_inputs(study: str, path: Path, kind: str) -> tuple[list[Any], list[str]]:
+    """The inputs in ``path`` and a series' time stamps: read with the study's columns when the
+    file is a CSV whose header names them, else as :func:`read_inputs` reads it."""
+    from hpo_service.data.predict_csv import has_spec_columns, inputs_from_csv
+    from hpo_service.store.db import get_engine
+    from hpo_service.store.studies import get_study
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read --input {path}: {error}") from None
+    task = get_study(get_engine(load_settings()), study).spec.task
+    header = text.split("\n", 1)[0]
+    if path.suffix.lower() == ".csv" and has_spec_columns(header, task):
+        return inputs_from_csv(text, task, field="--input")
+    return read_inputs(path, kind), []
+
+
 def best_artifact_dir(study_name: str, trial: int | None = None) -> tuple[int, Path]:
     """The serving trial's number and its ``artifact_dir``: the named trial, or the best one by
     the one rule of :mod:`hpo_service.store.best` (a multi-objective study needs ``--trial``)."""
@@ -83,16 +101,29 @@ def predict_command(
         int | None,
         typer.Option(help="Trial number (default: the best; needed if several objectives)."),
     ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Forecasting: values ahead (default: the horizon; beyond it, recursive).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Predict new rows with the best trial of a study (texts, sequences, or a series)."""
+    """Predict new rows with the best trial of a study (texts, sequences, or a series).
+
+    A .csv input whose header names the study's columns is read like the study's dataset (a
+    forecast then carries the time stamps that follow the series)."""
     from hpo_service.train import load_predictor
 
     try:
         number, directory = best_artifact_dir(study, trial)
         predictor = load_predictor(directory)
-        inputs = read_inputs(input_file, predictor.kind)
-        predictions = predictor.predict(inputs)
+        if steps is not None and predictor.kind != "forecasting":
+            raise CliError("--steps applies to forecasting studies only")
+        inputs, times = study_inputs(study, input_file, predictor.kind)
+        predictions = predictor.predict(inputs, steps)
     except (CliError, StudyError, FileNotFoundError, ValueError) as error:
         raise fail(str(error)) from None
     payload = {
@@ -102,21 +133,35 @@ def predict_command(
         "kind": predictor.kind,
         "predictions": predictions,
     }
+    future: list[str] | None = None
+    if times:
+        from hpo_service.data.predict_csv import future_times
+
+        future = payload["times"] = future_times(times, len(predictions)) or None
     if as_json:
         typer.echo(json.dumps(finite_json(payload)))
         return
     Console().print(
-        _predictions_table(f"{study}: trial {number}", predictor.kind, inputs, predictions)
+        _predictions_table(
+            f"{study}: trial {number}",
+            predictor.kind,
+            inputs,
+            predictions,
+            future,
+        )
     )
 
 
-def _predictions_table(title: str, kind: str, inputs: list[Any], predictions: list[Any]) -> Table:
+def _predictions_table(
+    title: str, kind: str, inputs: list[Any], predictions: list[Any], times: list[str] | None
+) -> Table:
     table = Table(title=title)
     if kind == "forecasting":
-        table.add_column("step", justify="right")
+        table.add_column("time" if times else "step", justify="right")
         table.add_column("forecast", justify="right")
-        for step, value in enumerate(predictions, 1):
-            table.add_row(str(step), f"{value:.4f}")
+        labels = times or [str(step) for step in range(1, len(predictions) + 1)]
+        for label, value in zip(labels, predictions, strict=True):
+            table.add_row(label, f"{value:.4f}")
         return table
     table.add_column("input")
     table.add_column("label")

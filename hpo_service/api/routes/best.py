@@ -94,10 +94,35 @@ def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
         row = _pick(conn, info, body.trial)
         artifact_dir = q.user_attrs(conn, row.trial_id).get("artifact_dir")
     predictor = predictor_for(artifact_dir, row.number)
+    if body.steps is not None and predictor.kind != "forecasting":
+        raise ApiError(422, "applies to forecasting studies only", "steps")
+    from hpo_service.data.predict_csv import future_times  # pandas/torch: on predict only
+
+    inputs, times = _inputs(body, info)
     try:
-        predictions = predictor.predict(body.inputs)
+        predictions = predictor.predict(inputs, body.steps)
     except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
-        raise ApiError(422, f"cannot predict from these inputs: {error}", "inputs") from None
+        field = "csv" if body.csv is not None else "inputs"
+        raise ApiError(422, f"cannot predict from these inputs: {error}", field) from None
     return PredictOut(
-        study=name, trial=row.number, kind=predictor.kind, predictions=q.finite(predictions)
+        study=name,
+        trial=row.number,
+        kind=predictor.kind,
+        predictions=q.finite(predictions),
+        times=(future_times(times, len(predictions)) or None) if times else None,
     )
+
+
+def _inputs(body: PredictIn, info: StudyInfo) -> tuple[list[Any], list[str]]:
+    """``inputs`` as sent, or read from ``csv`` with the study's columns (and its times)."""
+    from hpo_service.data import DatasetError
+    from hpo_service.data.predict_csv import inputs_from_csv
+
+    if (body.inputs is None) == (body.csv is None):
+        raise ApiError(422, "give either inputs or csv", "inputs")
+    if body.inputs is not None:
+        return body.inputs, []
+    try:
+        return inputs_from_csv(body.csv or "", info.spec.task)
+    except DatasetError as error:
+        raise ApiError(422, str(error).removeprefix("csv: "), "csv") from None
