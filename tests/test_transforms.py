@@ -3,18 +3,22 @@ exact inversion, metrics in original units that the predictor reproduces, multi-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import torch
 
 from hpo_service.data import DatasetError, PreparedData, load_dataset
 from hpo_service.data.sources import builtin_series
-from hpo_service.spec import TaskSpec
+from hpo_service.scheduling.objective import TrainerOptions, run_trial
+from hpo_service.spec import SpecError, TaskSpec, parse_spec, split_params
 from hpo_service.train import TrainConfig, fit, load_predictor, save_artifacts
 from hpo_service.train.loop import original_units
+from tests.conftest import make_settings, tiny_spec
 
 CONFIG = TrainConfig(
     learning_rate=0.01, batch_size=64, hidden_units=16, optimizer="adam", max_epochs=3,
@@ -81,3 +85,25 @@ def test_bad_transforms_name_the_field(tmp_path: Path) -> None:
         load_dataset(task, tmp_path)
     with pytest.raises(ValueError, match="target_transform: only forecasting"):
         TaskSpec(dataset="digits", kind="sequence_classification", target_transform="diff")
+
+
+def test_lookback_and_transform_are_searched_per_trial(tmp_path: Path) -> None:
+    space = {
+        **tiny_spec()["search_space"],
+        "lookback": [8, 16],
+        "target_transform": ["none", "diff"],
+    }
+    spec = parse_spec(tiny_spec("searched", search_space=space))
+    study = optuna.create_study()
+    study.enqueue_trial({"lookback": 16, "target_transform": "diff"})
+    trial = study.ask()
+    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
+    run_trial(settings, spec, trial, TrainerOptions(num_threads=1))
+    state = json.loads((Path(trial.user_attrs["artifact_dir"]) / "preprocessing.json").read_text())
+    assert (state["lookback"], state["target_transform"]) == (16, "diff")
+    assert trial.params["lookback"] == 16  # recorded like any searched entry
+    task, params = split_params(spec.task, {"lookback": None, "hidden_units": 4})
+    assert task.lookback == 12 and params == {"hidden_units": 4}  # unset: the task's own value
+    with pytest.raises(SpecError, match="search_space: lookback is searched for forecasting only"):
+        parse_spec(tiny_spec("bad", task={"dataset": "digits", "kind": "sequence_classification"},
+                             search_space={"lookback": [4, 8]}))  # fmt: skip

@@ -27,6 +27,7 @@ from hpo_service.spec import (
     SpecLimits,
     StudySpec,
     format_errors,
+    split_params,
 )
 from hpo_service.spec.limits import check_limits
 from hpo_service.store.db import get_engine
@@ -76,6 +77,8 @@ def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
             default = _midpoint(entry)
         if name in given:
             like = 0.0 if isinstance(entry, FloatRange) else default
+            if like is None:  # an unset data entry: lookback is a count, a transform a name
+                like = 0 if name == "lookback" else ""
             try:
                 default = _parse(given[name], like)
             except ValueError as error:
@@ -139,9 +142,10 @@ def run_train(
     settings = load_settings()
     limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
     spec = intake_file(get_engine(settings), file, limits)
-    params = resolve_params(spec.search_space, overrides)
-    _within_limits(spec, params, limits)
+    chosen = resolve_params(spec.search_space, overrides)
+    _within_limits(spec, chosen, limits)
     _check_device(device or settings.device)
+    task, params = split_params(spec.task, chosen)
     config = TrainConfig.from_params(
         params,
         max_epochs=epochs or spec.budget.max_epochs,
@@ -154,12 +158,16 @@ def run_train(
     started = time.perf_counter()
     roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
     with err.status("loading dataset"):
-        data = load_dataset(spec.task, roots, settings.cache_dir)
+        data = load_dataset(task, roots, settings.cache_dir)
     sizes = f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test"
     err.print(f"{spec.task.dataset}: {sizes}", highlight=False)
     result = fit(config, data, on_epoch=_progress(config.max_epochs, config.metric))
     saved = save_artifacts(result, data, config, save) if save and result.best_state else None
-    payload: dict[str, Any] = {"study": spec.name, "dataset": spec.task.dataset, "params": params}
+    payload: dict[str, Any] = {
+        "study": spec.name,
+        "dataset": spec.task.dataset,
+        "params": {k: v for k, v in chosen.items() if v is not None},
+    }
     payload.update(_result_fields(result))
     payload["seconds"] = time.perf_counter() - started
     payload["artifact_dir"] = str(saved) if saved else None

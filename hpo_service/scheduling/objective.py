@@ -24,7 +24,7 @@ from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
-from hpo_service.spec import StudySpec
+from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
@@ -164,10 +164,10 @@ def run_trial(
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
     ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`."""
-    params = retry(lambda: suggest_params(trial, spec.search_space))
+    task, params = split_params(spec.task, retry(lambda: suggest_params(trial, spec.search_space)))
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
-    data = load_dataset(spec.task, DataRoots.from_settings(settings), settings.cache_dir)
+    data = load_dataset(task, DataRoots.from_settings(settings), settings.cache_dir)
     try:
         result = fit(config, data, _pruning_callback(trial, spec), should_stop)
     except torch.cuda.OutOfMemoryError as error:  # this configuration does not fit the GPU

@@ -22,6 +22,7 @@ from hpo_service.spec.model import (
     StudySpec,
     TaskSpec,
     format_errors,
+    split_params,
 )
 from hpo_service.spec.parse import (
     load_spec,
@@ -30,10 +31,17 @@ from hpo_service.spec.parse import (
     parse_spec_text,
     spec_to_dict,
 )
-from hpo_service.spec.space import HYPERPARAMETERS, FloatRange, IntRange, SearchSpace
+from hpo_service.spec.space import (
+    DATA_PARAMETERS,
+    HYPERPARAMETERS,
+    FloatRange,
+    IntRange,
+    SearchSpace,
+)
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "DATA_PARAMETERS",
     "HYPERPARAMETERS",
     "METRICS",
     "UPLOAD_ID",
@@ -55,4 +63,5 @@ __all__ = [
     "parse_spec",
     "parse_spec_text",
     "spec_to_dict",
+    "split_params",
 ]

@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from hpo_service.spec.space import FloatRange, PositiveFloat, PositiveInt, SearchSpace, StrictModel
+from hpo_service.spec.space import (
+    DATA_PARAMETERS,
+    FloatRange,
+    PositiveFloat,
+    PositiveInt,
+    SearchSpace,
+    StrictModel,
+)
 
 Kind = Literal["text_classification", "sequence_classification", "forecasting"]
 Direction = Literal["minimize", "maximize"]
@@ -219,6 +226,9 @@ class StudySpec(StrictModel):
             raise ValueError(
                 f"sampler: {self.sampler.type} supports one objective; use nsga2 or tpe"
             )
+        for name in DATA_PARAMETERS:
+            if getattr(self.search_space, name) is not None and self.task.kind != "forecasting":
+                raise ValueError(f"search_space: {name} is searched for forecasting only")
         if self.sampler.type == "grid":
             for name, value in self.search_space:
                 if isinstance(value, FloatRange) and value.step is None:
@@ -235,6 +245,14 @@ class StudySpec(StrictModel):
     @property
     def is_multi_objective(self) -> bool:
         return len(self.task.metrics) > 1
+
+
+def split_params(task: TaskSpec, params: dict[str, Any]) -> tuple[TaskSpec, dict[str, Any]]:
+    """A trial's task (its data entries, such as a searched ``lookback``, applied) and the
+    trainer's parameters (the rest). Unset data entries (None) leave the task as it is."""
+    data = {k: params[k] for k in DATA_PARAMETERS if params.get(k) is not None}
+    rest = {k: v for k, v in params.items() if k not in DATA_PARAMETERS}
+    return (TaskSpec.model_validate({**task.model_dump(), **data}) if data else task), rest
 
 
 class SpecError(ValueError):

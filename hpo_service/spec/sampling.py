@@ -87,6 +87,6 @@ def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
             )
         elif isinstance(entry, list):
             params[name] = trial.suggest_categorical(name, list(entry))
-        else:
+        elif entry is not None:  # None: a data entry left to the task's own value
             params[name] = entry
     return params

@@ -124,6 +124,8 @@ def estimate(task: TaskSpec, space: SearchSpace) -> Estimate:
     """Parameters and training memory of the spec's largest configuration."""
     params = largest_params(space)
     input_size, n_outputs, length = task_shape(task)
+    if task.kind == "forecasting" and space.lookback is not None:
+        length = int(_largest(space.lookback))  # a searched lookback at its longest
     n_parameters = model_parameters(
         task.kind,
         input_size,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 OptimizerName = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
 CellName = Literal["lstm", "gru"]
+TransformName = Literal["none", "log", "diff", "seasonal_diff"]
 
 
 class StrictModel(BaseModel):
@@ -100,6 +101,9 @@ class SearchSpace(StrictModel):
     grad_clip: _param(NonNegFloat, FloatRange) = 1.0  # type: ignore[valid-type]
     cell: _param(CellName, None) = "lstm"  # type: ignore[valid-type]
     bidirectional: _param(bool, None) = False  # type: ignore[valid-type]
+    # Forecasting data entries: unset (None) means task.lookback / task.target_transform.
+    lookback: _param(PositiveInt, IntRange) | None = None  # type: ignore[valid-type]
+    target_transform: _param(TransformName, None) | None = None  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _ranges_within_bounds(self) -> SearchSpace:
@@ -112,6 +116,7 @@ class SearchSpace(StrictModel):
             "embedding_dim": (1, None, True),
             "weight_decay": (0.0, None, True),
             "grad_clip": (0.0, None, True),
+            "lookback": (1, None, True),
         }
         for name, (low, high, low_inclusive) in bounds.items():
             value = getattr(self, name)
@@ -131,10 +136,15 @@ class SearchSpace(StrictModel):
         return {
             name: value
             for name, value in self
-            if not isinstance(value, list | FloatRange | IntRange)
+            if value is not None and not isinstance(value, list | FloatRange | IntRange)
         }
 
 
-#: The hyperparameters, in one list shared by the spec and the trainer: every search-space entry
-#: is a ``train.TrainConfig`` field, and ``TrainConfig.from_params`` refuses any other key.
-HYPERPARAMETERS: tuple[str, ...] = tuple(SearchSpace.model_fields)
+#: Search-space entries that change the data, not the trainer: a trial's value replaces the task
+#: field of the same name before the dataset is loaded (see ``spec.split_params``).
+DATA_PARAMETERS: tuple[str, ...] = ("lookback", "target_transform")
+#: The hyperparameters, in one list shared by the spec and the trainer: every other search-space
+#: entry is a ``train.TrainConfig`` field, and ``TrainConfig.from_params`` refuses any other key.
+HYPERPARAMETERS: tuple[str, ...] = tuple(
+    name for name in SearchSpace.model_fields if name not in DATA_PARAMETERS
+)
