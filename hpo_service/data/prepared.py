@@ -53,7 +53,7 @@ class Split:
         extra = (data.get(name) for name in ("lengths", "ids", "context", "target"))
         return cls(data["x"], data["y"], *extra)
 
-    def rows(self, keep: slice) -> Split:
+    def rows(self, keep: slice | torch.Tensor) -> Split:
         """Some rows of every tensor the split holds."""
         tensors = (self.x, self.y, self.lengths, self.ids, self.context, self.target)
         return Split(*(None if t is None else t[keep] for t in tensors))  # type: ignore[arg-type]

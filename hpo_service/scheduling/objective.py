@@ -20,6 +20,7 @@ import torch
 
 from hpo_service.config import Settings
 from hpo_service.data import PreparedData, load_dataset
+from hpo_service.data.folds import cv_folds
 from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
@@ -28,6 +29,7 @@ from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
+from hpo_service.train.crossval import cross_validate
 from hpo_service.train.refit import refit, refit_config
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
@@ -168,8 +170,10 @@ def run_trial(
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
     data = load_dataset(task, DataRoots.from_settings(settings), settings.cache_dir)
+    # Pruning compares one split's epochs; a cross-validated value is known only at the end.
+    pruning = None if spec.task.cv_folds else _pruning_callback(trial, spec)
     try:
-        result = fit(config, data, _pruning_callback(trial, spec), should_stop)
+        result = fit(config, data, pruning, should_stop)
     except torch.cuda.OutOfMemoryError as error:  # this configuration does not fit the GPU
         log.warning("trial %d: %s", trial.number, error)
         result = None
@@ -189,7 +193,30 @@ def run_trial(
         raise optuna.TrialPruned(f"pruned at epoch {len(result.epochs)}")
     if result.stop_reason == "interrupted":
         raise TrialInterrupted(f"interrupted after epoch {len(result.epochs)}")
+    if spec.task.cv_folds:
+        return _cross_validated(trial, spec, config, data, should_stop)
     return objective_values(result, spec)
+
+
+def _cross_validated(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    config: TrainConfig,
+    data: PreparedData,
+    should_stop: Callable[[], bool] | None,
+) -> list[float]:
+    """The objective values as means over ``task.cv_folds`` folds of train+validation (the
+    model already saved, from the main split, still serves predictions)."""
+    k = spec.task.cv_folds or 0
+    cv = cross_validate(config, cv_folds(data, k, spec.task.seed), should_stop)
+    if cv.interrupted:
+        raise TrialInterrupted(f"interrupted in cross-validation ({cv.failure})")
+    if cv.failure:
+        raise TrialFailed(f"cross-validation {cv.failure}")
+    values = [cv.mean(metric) for metric in spec.task.metrics]
+    attrs = {"folds": k, "fold_metrics": cv.folds, "values": values}
+    retry(lambda: trial.set_user_attr("cv", finite_json(attrs)))
+    return values
 
 
 def set_torch_threads(threads: int) -> None:

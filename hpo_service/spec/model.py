@@ -103,6 +103,11 @@ class TaskSpec(StrictModel):
     )
     max_train_samples: PositiveInt | None = None
     seed: int = 0
+    cv_folds: Annotated[int, Field(ge=2, le=20)] | None = Field(
+        default=None,
+        description="Trial value = mean over this many folds of train+validation (k-fold for "
+        "classification, rolling origin for forecasting); off by default; no pruning then.",
+    )
     refit: Literal["auto"] | bool = Field(
         default="auto",
         description="Train each finished trial's configuration again on train+validation for "
