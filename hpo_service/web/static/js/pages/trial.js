@@ -78,9 +78,12 @@ function metricsTable(t, objectives) {
   if (!names.length) return h("p", { class: "muted", id: "trial-metrics" }, "No stored metrics: the trial did not finish an epoch.");
   names.sort((a, b) => (objectives.includes(b) - objectives.includes(a)) || a.localeCompare(b));
   const cell = (k, m) => h("td", { class: "num" }, fmtNumber((sets[k] || {})[m]));
+  // How many examples each figure rests on (absent for trials stored before counts were kept).
+  const count = (n) => (n == null ? "" : ` (n=${n})`);
+  const testLabel = t.test_n === 0 ? "test: none" : `test${count(t.test_n)}`;
   return h("div", { class: "table-wrap metrics-wrap" }, h("h2", {}, "Metrics"), h("table", { class: "table metrics-table", id: "trial-metrics" },
-    h("thead", {}, h("tr", {}, h("th", {}, "metric"), h("th", { class: "num", title: "validation split, at the best epoch (the stored model)" }, "best epoch"),
-      h("th", { class: "num", title: "validation split, at the last epoch" }, "last epoch"), h("th", { class: "num", title: "test split, with the stored model" }, "test"))),
+    h("thead", {}, h("tr", {}, h("th", {}, "metric"), h("th", { class: "num", title: "validation split, at the best epoch (the stored model)" }, `best epoch${count(t.val_n)}`),
+      h("th", { class: "num", title: "validation split, at the last epoch" }, "last epoch"), h("th", { class: "num", title: "test split, with the stored model" }, testLabel))),
     h("tbody", {}, names.map((m) => h("tr", { dataset: { metric: m } }, h("td", {}, m), cell("best", m), cell("final", m), cell("test", m))))));
 }
 
