@@ -20,9 +20,11 @@ from optuna.trial import TrialState
 
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
+from hpo_service.store import trial_data
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import TrialRun, WorkerRecord
 from hpo_service.store.optuna_tables import TRIALS
+from hpo_service.store.trial_data import TrialData
 from tests.conftest import REPO_ROOT, tiny_spec
 
 SAMPLED = ("learning_rate", "batch_size")
@@ -171,16 +173,14 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
     api: TestClient, study: optuna.Study, migrated: Settings
 ) -> None:
     curves = {"train_loss": [1.0, 0.5], "val_loss": [1.2, float("nan")], "seconds": [0.1, 0.1]}
-    attrs = {
-        "curves": curves,
-        "best_metrics": {"rmse": 9.5},
-        "test_metrics": {"rmse": 10.0},
-        "best_epoch": 0,
-        "stop_reason": "max_epochs",
-        "n_params": 321,
-        "note": "kept",
-    }
+    attrs = {"best_epoch": 0, "stop_reason": "max_epochs", "n_params": 321, "note": "kept"}
     good = add(study, 9.5, attrs=attrs, steps=(12.0, 9.5))
+    data = TrialData(
+        curves=curves,
+        metrics={"best": {"rmse": 9.5}, "test": {"rmse": 10.0}},
+        extra={"tags": ["a", "b"]},  # a JSON attribute of an older database, moved by 0004
+    )
+    trial_data.save(get_engine(migrated), "t", good._trial_id, good.number, data)
     add(study, state=TrialState.FAIL, attrs={"fail_reason": "the loss diverged"})
     with session_scope(get_engine(migrated)) as session:
         session.add(WorkerRecord(id="w-1", host="box", pid=1, device="cpu"))
@@ -196,7 +196,8 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         321,
     )
     assert detail["worker"] == {"id": "w-1", "host": "box", "device": "cpu"}
-    assert detail["user_attrs"] == {"note": "kept"} and detail["has_model"] is False
+    assert detail["user_attrs"] == {"note": "kept", "tags": ["a", "b"]}
+    assert detail["has_model"] is False
     failed = api.get("/api/studies/t/trials/1").json()
     assert failed["state"] == "FAIL" and failed["fail_reason"] == "the loss diverged"
     assert failed["value"] is None and failed["worker"] is None
