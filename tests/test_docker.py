@@ -254,3 +254,31 @@ def test_debian_base_script() -> None:
     assert "ca-certificates" in packages.group(1)
     assert "debootstrap --variant=minbase" in text and "docker import" in text
     assert 'TAG="${1:-hpo-base:bookworm}"' in text
+
+
+def test_docker_hub_images_can_be_swapped(compose: dict[str, Any]) -> None:
+    """Without Docker Hub, docker/.env names a Debian-built base and PostgreSQL image; by
+    default the stack keeps the official ones."""
+    services = compose["services"]
+    assert services["postgres"]["image"] == "postgres:15"
+    for name in ("migrate", "api", "worker", "worker-gpu"):
+        assert services[name]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim", name
+    env = {**example_env(), "POSTGRES_IMAGE": "hpo-postgres:15", "BASE_IMAGE": "hpo-base:x"}
+    swapped = yaml.safe_load(interpolate((DOCKER / "compose.yml").read_text(), env))
+    assert swapped["services"]["postgres"]["image"] == "hpo-postgres:15"
+    assert swapped["services"]["worker"]["build"]["args"]["BASE_IMAGE"] == "hpo-base:x"
+
+
+def test_debian_postgres_keeps_the_official_contract(compose: dict[str, Any]) -> None:
+    folder = DOCKER / "postgres-debian"
+    assert subprocess.run(["sh", "-n", str(folder / "entrypoint.sh")]).returncode == 0
+    dockerfile = (folder / "Dockerfile").read_text()
+    entrypoint = (folder / "entrypoint.sh").read_text()
+    # The data volume compose mounts, and the variables compose sets, are the ones it reads.
+    volume = compose["services"]["postgres"]["volumes"][0].split(":")[1]
+    assert f'VOLUME ["{volume}"]' in dockerfile and f"PGDATA={volume}" in dockerfile
+    for variable in compose["services"]["postgres"]["environment"]:
+        assert "${" + variable in entrypoint, variable
+    assert compose["services"]["postgres"]["command"][0] == "postgres"
+    assert '[ "${1:-}" != postgres ]' in entrypoint and "runuser -u postgres" in entrypoint
+    assert "create_main_cluster = false" in dockerfile
