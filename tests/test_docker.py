@@ -132,8 +132,14 @@ def test_dockerfile_layers_user_and_healthcheck() -> None:
     def index(prefix: str) -> int:
         return next(i for i, line in enumerate(lines) if line.startswith(prefix))
 
-    assert index("COPY pyproject.toml") < index("COPY hpo_service")
-    assert index("RUN --mount=type=bind,from=wheels") < index("COPY pyproject.toml")
+    # torch, then the dependencies (which see only the list from the requirements stage), then
+    # the project's files: a README or dev-extras edit reuses both big layers.
+    torch, deps = (
+        index("RUN --mount=type=bind,from=wheels"),
+        index("RUN --mount=type=bind,from=req"),
+    )
+    assert torch < deps < index("COPY pyproject.toml README.md ./") < index("COPY hpo_service")
+    assert "COPY pyproject.toml /src/" in lines[: lines.index("FROM ${BASE_IMAGE}")]
     assert index("USER hpo") > index("pip install --no-deps .")
     assert 'ENTRYPOINT ["hpo"]' in lines and any(line.startswith("HEALTHCHECK") for line in lines)
     assert "ARG TORCH_INDEX=cpu" in lines
@@ -218,7 +224,11 @@ def test_dockerfile_build_inputs() -> None:
     froms = [line for line in lines if line.startswith("FROM ")]
     # BASE_IMAGE is declared before the first FROM (so FROM can read it), default the slim image.
     assert lines.index("ARG BASE_IMAGE=python:3.11-slim") < lines.index(froms[0])
-    assert froms == ["FROM scratch AS wheels", "FROM ${BASE_IMAGE}"]
+    assert froms == [
+        "FROM scratch AS wheels",
+        "FROM ${BASE_IMAGE} AS requirements",
+        "FROM ${BASE_IMAGE}",
+    ]
     assert "COPY docker/wheels/ /" in lines
     # No `# syntax=` line: it would pull a frontend image from Docker Hub.
     assert not text.startswith("# syntax") and "syntax=" not in text
@@ -230,6 +240,7 @@ def test_dockerfile_build_inputs() -> None:
     assert '--index-url "https://download.pytorch.org/whl/${TORCH_INDEX}"' in torch_step
     assert "/opt/venv/torch-constraint.txt" in torch_step
     assert "pip install -r /tmp/requirements.txt -c /opt/venv/torch-constraint.txt" in text
+    assert "source=/requirements.txt,target=/tmp/requirements.txt" in text
     # Every pip step can use the CA secret; none bakes a certificate into a layer.
     pip_steps = [s for s in text.split("\nRUN ")[1:] if "pip install" in s]
     assert len(pip_steps) == 3
