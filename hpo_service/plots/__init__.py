@@ -19,7 +19,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hpo_service.plots import cache, compare, kinds_grid, kinds_objective, kinds_params, kinds_time
+from hpo_service.plots import (
+    cache,
+    compare,
+    kinds_grid,
+    kinds_objective,
+    kinds_params,
+    kinds_rank,
+    kinds_time,
+)
 from hpo_service.plots.data import StudyRef, find_study
 from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import Figure
@@ -42,6 +50,7 @@ _BUILDERS: dict[str, Callable[[Request], Figure]] = {
     "parallel_coordinate": kinds_params.parallel_coordinate,
     "slice": kinds_params.slice_plot,
     "contour": kinds_grid.contour,
+    "rank": kinds_rank.rank,
     "param_importances": kinds_params.param_importances,
     "edf": kinds_objective.edf,
     "timeline": kinds_time.timeline,
@@ -59,10 +68,10 @@ PLOT_KINDS: tuple[str, ...] = tuple(_BUILDERS)
 #: Plot kinds for several studies at once.
 COMPARE_KINDS: tuple[str, ...] = tuple(_COMPARE)
 #: ``params`` keys each kind accepts (anything else is a 422). ``objective``: objective index
-#: of a multi-objective study; contour ``x``/``y``: parameter names; pareto_front ``x``/``y``:
-#: objective indices to put on the axes.
+#: of a multi-objective study; contour and rank ``x``/``y``: parameter names; pareto_front
+#: ``x``/``y``: objective indices to put on the axes.
 PLOT_PARAMS: dict[str, tuple[str, ...]] = {
-    kind: ("objective", "x", "y") if kind in ("contour", "pareto_front") else ("objective",)
+    kind: ("objective", "x", "y") if kind in ("contour", "rank", "pareto_front") else ("objective",)
     for kind in PLOT_KINDS
 }
 MAX_COMPARE = 12
@@ -106,7 +115,10 @@ def study_figure(
 
 
 def compare_figure(engine: sa.Engine, study_names: list[str], kind: str) -> dict[str, Any]:
-    """Several studies on one figure of ``kind`` (see ``COMPARE_KINDS``), objective 0 each."""
+    """Several studies on one figure of ``kind`` (see ``COMPARE_KINDS``), objective 0 each.
+
+    Raises PlotError 422 when the studies' first objectives differ in metric or direction.
+    """
     _check_kind(kind, COMPARE_KINDS, "compare")
     names = list(dict.fromkeys(n for n in study_names if n))
     if not names:

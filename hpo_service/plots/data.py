@@ -20,8 +20,10 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from hpo_service.plots import labels
 from hpo_service.plots.errors import PlotError
 from hpo_service.store import optuna_tables as ot
+from hpo_service.store.models import StudyRecord
 from hpo_service.store.optuna_tables import TrialTimes
 
 
@@ -30,6 +32,11 @@ class StudyRef:
     study_id: int
     name: str
     directions: tuple[str, ...]  # "minimize" / "maximize", one per objective
+    metrics: tuple[str, ...] | None = None  # metric name per objective, None when unnamed
+
+    def metric(self, objective: int = 0) -> str:
+        """The metric's stored name ("rmse"), or "objective" / "objective k" when unnamed."""
+        return labels.metric_name(self.metrics, objective)
 
 
 @dataclass
@@ -40,7 +47,12 @@ class Objective:
     numbers: np.ndarray
     values: np.ndarray
     direction: str
-    label: str
+    label: str  # the metric's display name, e.g. "RMSE", "accuracy", "objective"
+
+    @property
+    def axis_title(self) -> str:
+        """E.g. "RMSE (lower is better)"."""
+        return f"{self.label} ({labels.better(self.direction)})"
 
     @property
     def minimize(self) -> bool:
@@ -88,19 +100,48 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
     sid = ot.study_id(conn, name)
     if sid is None:
         raise PlotError(f"study {name!r} not found", 404)
-    return StudyRef(sid, name, ot.directions(conn, sid) or ("minimize",))
+    directions = ot.directions(conn, sid) or ("minimize",)
+    metrics = ot.metric_names(conn, sid) or _spec_metrics(conn, name)
+    if metrics is not None and len(metrics) != len(directions):
+        metrics = None
+    return StudyRef(sid, name, directions, metrics)
+
+
+_HAS_SERVICE_TABLES: set[str] = set()
+
+
+def _service_tables(conn: sa.Connection) -> bool:
+    """Whether this database has the service's tables (a plain Optuna database has not).
+
+    Only a yes is remembered, so a database migrated while the process runs is seen."""
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if url not in _HAS_SERVICE_TABLES and sa.inspect(conn).has_table(StudyRecord.__tablename__):
+        _HAS_SERVICE_TABLES.add(url)
+    return url in _HAS_SERVICE_TABLES
+
+
+def _spec_metrics(conn: sa.Connection, name: str) -> tuple[str, ...] | None:
+    """The metric names in the service's stored spec (studies made before Optuna held them)."""
+    if not _service_tables(conn):
+        return None
+    spec = conn.scalar(sa.select(StudyRecord.spec).where(StudyRecord.name == name))
+    metric = spec.get("task", {}).get("metric") if isinstance(spec, dict) else None
+    if isinstance(metric, str):
+        return (metric,)
+    if isinstance(metric, list) and all(isinstance(m, str) for m in metric):
+        return tuple(metric)
+    return None
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:
     cols = ot.complete_values(conn, study.study_id, objective)
     keep = np.isfinite(cols.values)
-    label = "objective" if len(study.directions) == 1 else f"objective {objective}"
     return Objective(
         cols.trial_ids[keep],
         cols.numbers[keep],
         cols.values[keep],
         study.directions[objective],
-        label,
+        labels.display(study.metric(objective)),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_service.plots import data
+from hpo_service.plots import data, labels
 from hpo_service.plots.binning import axis_for, labels_of
 from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import (
@@ -109,7 +109,7 @@ def parallel_coordinate(req: Request) -> Figure:
         "line": {
             "color": nums(obj.values[pick]),
             "showscale": True,
-            "colorbar": {"title": {"text": obj.label}},
+            "colorbar": {"title": {"text": obj.axis_title}},
             **colorscale(obj),
         },
     }
@@ -132,6 +132,7 @@ def slice_plot(req: Request) -> Figure:
         return empty_figure(title)
     pick = sample_indices(obj.loss, MAX_SLICE_POINTS, TOP_SLICE_POINTS)
     cols = min(3, len(params))
+    trial_ticks = labels.integer_ticks(float(obj.numbers.min()), float(obj.numbers.max()))
     domains = grid_domains(len(params), cols)
     layout = base_layout(title, showlegend=False, height=max(400, 320 * -(-len(params) // cols)))
     traces = []
@@ -157,7 +158,7 @@ def slice_plot(req: Request) -> Figure:
                     "color": ints(obj.numbers[has]),
                     "colorscale": "Viridis",
                     "showscale": i == 0,
-                    "colorbar": {"title": {"text": "trial"}},
+                    "colorbar": {"title": {"text": "trial"}, **trial_ticks},
                 },
             }
         )
@@ -165,7 +166,7 @@ def slice_plot(req: Request) -> Figure:
         layout[f"yaxis{sfx}"] = {
             "domain": yd,
             "anchor": f"x{sfx}",
-            "title": {"text": obj.label if i % cols == 0 else ""},
+            "title": {"text": obj.axis_title if i % cols == 0 else ""},
         }
     fig = {"data": traces, "layout": layout}
     if pick.size < len(obj):
