@@ -8,6 +8,7 @@ process and reused while the study's trials table is unchanged (see :mod:`.cache
     study_figure(engine, "my-study", "contour", {"x": "learning_rate", "y": "batch_size"})
     compare_figure(engine, ["tpe", "random"], "history")
     figure_html(fig, "my-study: contour")  # standalone page, plotly.js inlined
+    figure_image(fig, "png")  # PNG/SVG/PDF bytes, drawn by the installed Chromium (kaleido)
 
 Figures are plain dicts ``{"data": [...], "layout": {...}}`` (JSON-safe: no NaN, no numpy).
 """
@@ -30,17 +31,21 @@ from hpo_service.plots import (
 )
 from hpo_service.plots.data import StudyRef, find_study
 from hpo_service.plots.errors import PlotError
+from hpo_service.plots.export import IMAGE_FORMATS, IMAGE_TYPES, figure_image
 from hpo_service.plots.figure import Figure
 from hpo_service.plots.html import figure_html
 from hpo_service.plots.options import Request, parse_objective
 
 __all__ = [
     "COMPARE_KINDS",
+    "IMAGE_FORMATS",
+    "IMAGE_TYPES",
     "PLOT_KINDS",
     "PLOT_PARAMS",
     "PlotError",
     "compare_figure",
     "figure_html",
+    "figure_image",
     "study_figure",
 ]
 
