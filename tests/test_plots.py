@@ -313,7 +313,7 @@ def test_compare(db: Studies) -> None:
     assert {t.get("xaxis", "x") for t in fig["data"]} == {"x", "x2"}
     single = [t for t in fig["data"] if t["name"] == names[0]]
     assert all(t["y"][-1] == pytest.approx(db.single.best_value, rel=1e-5) for t in single)
-    assert fig["layout"]["yaxis"]["title"]["text"] == "best objective (lower is better) so far"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "best so far: objective (lower is better)"
     edf = compare_figure(db.engine, names, "edf")
     _check_valid(edf)
     assert len(edf["data"]) == 2
@@ -462,6 +462,10 @@ def test_rank(db: Studies) -> None:
         assert frac == pytest.approx(position / (len(complete) - 1), abs=1e-3)
         assert panel["x"][[n for n, _ in panel["customdata"]].index(number)] == pytest.approx(
             by_number[number].params["learning_rate"], rel=1e-4)
+    scale = fig["layout"]["coloraxis"]["colorscale"]
+    assert isinstance(scale, list) and scale[0] == [0.0, "#313695"]  # plotly.js names no RdYlBu
+    ints = db.fig(db.single, "rank", x="hidden_units", y="dropout")["layout"]["xaxis"]
+    assert _is_whole_number_axis(ints) and ints["title"]["text"] == "hidden_units"
     maxi = db.fig(db.maxi, "rank", x="learning_rate", y="dropout")
     best_max = max(t.value for t in _complete(db.maxi))
     assert maxi["layout"]["coloraxis"]["colorbar"]["ticktext"][0] == f"best ({best_max:.4g})"

@@ -105,7 +105,7 @@ def compare_history(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure
         title,
         height=460,
         xaxis={**labels.trial_axis(np.concatenate(numbers)), "domain": [0, 0.47], "anchor": "y"},
-        yaxis={"title": {"text": f"best {metric} so far"}, "anchor": "x"},
+        yaxis={"title": {"text": f"best so far: {metric}"}, "anchor": "x"},
         xaxis2={
             "domain": [0.53, 1],
             "title": {"text": f"wall time since first trial ({unit})"},

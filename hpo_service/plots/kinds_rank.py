@@ -39,6 +39,12 @@ MAX_RANK_POINTS = 1500
 TOP_RANK_POINTS = 200
 QUARTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUARTILE_NAMES = ("best", "25%", "median", "75%", "worst")
+#: Optuna's rank colours (RdYlBu reversed), spelled out: plotly.js has no "RdYlBu" by name.
+RANK_COLORS = [
+    [0.0, "#313695"], [0.1, "#4575b4"], [0.2, "#74add1"], [0.3, "#abd9e9"], [0.4, "#e0f3f8"],
+    [0.5, "#ffffbf"], [0.6, "#fee090"], [0.7, "#fdae61"], [0.8, "#f46d43"], [0.9, "#d73027"],
+    [1.0, "#a50026"],
+]  # fmt: skip
 
 
 def rank_fractions(loss: np.ndarray) -> np.ndarray:
@@ -71,8 +77,7 @@ def _coloraxis(obj: data.Objective) -> dict[str, Any]:
     values = np.quantile(obj.loss, QUARTILES) * (1 if obj.minimize else -1)
     text = [f"{name} ({v:.4g})" for name, v in zip(QUARTILE_NAMES, values, strict=True)]
     return {
-        "colorscale": "RdYlBu",
-        "reversescale": True,  # best (0) blue, worst (1) red
+        "colorscale": RANK_COLORS,  # best (0) blue, worst (1) red
         "cmin": 0,
         "cmax": 1,
         "colorbar": {
