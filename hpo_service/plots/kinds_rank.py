@@ -117,6 +117,7 @@ def rank(req: Request) -> Figure:
     pairs = _pairs(req, obj, params)
     frac = rank_fractions(obj.loss)
     pick = sample_indices(obj.loss, MAX_RANK_POINTS, TOP_RANK_POINTS)
+    pick = pick[np.argsort(-frac[pick], kind="stable")]  # worst drawn first, best on top
     cols = min(3, len(pairs))
     layout = base_layout(
         title,
