@@ -125,3 +125,14 @@ def test_compare_refuses_different_metrics(two_studies: Settings, tmp_path: Path
 
 def test_optuna_still_reads_the_study(two_studies: Settings) -> None:
     assert len(optuna.load_study(study_name="a", storage=two_studies.database_url).trials) == 5
+
+
+def test_help_lists_every_kind_and_format() -> None:
+    from hpo_service.plots import COMPARE_KINDS, PLOT_KINDS
+
+    result = CliRunner().invoke(app, ["plot", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for kind in (*PLOT_KINDS, *COMPARE_KINDS):
+        assert kind in text, kind
+    assert ".png, .svg, .pdf" in text
