@@ -188,6 +188,7 @@ def test_parallel_coordinate_and_slice(db: Studies) -> None:
     labels = [d["label"] for d in pc["dimensions"]]
     assert labels[0] == "objective" and len(labels) == 6
     assert "learning_rate (log)" in labels
+    assert "tickvals" not in pc["dimensions"][labels.index("hidden_units")]  # 16..128: plotly's
     assert all(len(d["values"]) == n for d in pc["dimensions"])
     sl = db.fig(db.single, "slice")
     assert sorted(t["name"] for t in sl["data"]) == sorted(db.single.best_params)
@@ -340,6 +341,8 @@ def test_downsampled_big_study(db: Studies) -> None:
     assert f"showing 1,000 of {total:,} trials" in _notes(pc)
     assert len(pc["data"][0]["dimensions"][0]["values"]) == 1000
     assert pc["layout"]["meta"]["shown"] == 1000 and pc["layout"]["meta"]["total"] == total
+    layers = next(d for d in pc["data"][0]["dimensions"] if d["label"] == "num_layers")
+    assert layers["tickvals"] == [1, 2, 3]  # an integer 1..3: no 1.5 or 2.5 ticks
     curves = study_figure(db.engine, db.big_name, "intermediate_values")
     assert "showing 200 of" in _notes(curves)
     sl = study_figure(db.engine, db.big_name, "slice")

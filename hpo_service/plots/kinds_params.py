@@ -24,6 +24,7 @@ from hpo_service.plots.figure import (
 from hpo_service.plots.importance import ped_anova
 from hpo_service.plots.options import Request
 
+MAX_INT_TICKS = 20  # integer parameters with at most this range get one tick per value
 MAX_LINES = 1000
 TOP_LINES = 250
 MAX_SLICE_POINTS = 1500
@@ -88,6 +89,9 @@ def _dimension(param: data.Param, values: np.ndarray) -> dict[str, Any]:
         dim["label"] = f"{param.name} (log)"
     else:
         dim["values"] = nums(values, 5)
+        if param.kind == "int" and param.high - param.low <= MAX_INT_TICKS:
+            step = int(param.step or 1)  # num_layers 1..3: ticks 1, 2, 3, never 1.5
+            dim["tickvals"] = list(range(int(param.low), int(param.high) + 1, step))
     return dim
 
 
