@@ -155,7 +155,6 @@ def written(migrated: Settings) -> Written:
     study = optuna.load_study(study_name="ot", storage=storage)
     _fill(study)
     mo = optuna.create_study(study_name="mo", storage=storage, directions=["maximize", "minimize"])
-    mo.set_metric_names(["accuracy", "n_params"])
     for values in ((1.0, 2.0), (-INF, 3.0)):
         mo.tell(_ask(mo), values)
     return Written(
@@ -188,10 +187,6 @@ def test_study_lookup_directions_and_counts(written: Written) -> None:
         assert ot.study_id(conn, "no-such-study") is None
         assert ot.directions(conn, written.sid) == ("minimize",)
         assert ot.directions(conn, written.mo_sid) == ("maximize", "minimize")
-        assert ot.metric_names(conn, written.mo_sid) == ("accuracy", "n_params")
-        assert ot.metric_names(conn, written.sid) == optuna.load_study(
-            study_name="ot", storage=written.settings.database_url
-        ).metric_names  # None unless the creator set them
         counts = ot.counts_by_state(conn, "ot")
         everywhere = ot.counts_by_study_and_state(conn)
         requeued = ot.count_with_user_attr(conn, "ot", "FAIL", "hpo_requeued", True)

@@ -23,7 +23,6 @@ from optuna.distributions import (
 from hpo_service.plots import labels
 from hpo_service.plots.errors import PlotError
 from hpo_service.store import optuna_tables as ot
-from hpo_service.store.models import StudyRecord
 from hpo_service.store.optuna_tables import TrialTimes
 
 
@@ -101,36 +100,11 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
     if sid is None:
         raise PlotError(f"study {name!r} not found", 404)
     directions = ot.directions(conn, sid) or ("minimize",)
-    metrics = ot.metric_names(conn, sid) or _spec_metrics(conn, name)
-    if metrics is not None and len(metrics) != len(directions):
-        metrics = None
+    # Set on every study the service creates (older ones by migration 0004); Optuna's own
+    # studies may have none, and then the plots say "objective".
+    names = ot.metric_names(conn, sid)
+    metrics = tuple(names) if names and len(names) == len(directions) else None
     return StudyRef(sid, name, directions, metrics)
-
-
-_HAS_SERVICE_TABLES: set[str] = set()
-
-
-def _service_tables(conn: sa.Connection) -> bool:
-    """Whether this database has the service's tables (a plain Optuna database has not).
-
-    Only a yes is remembered, so a database migrated while the process runs is seen."""
-    url = conn.engine.url.render_as_string(hide_password=True)
-    if url not in _HAS_SERVICE_TABLES and sa.inspect(conn).has_table(StudyRecord.__tablename__):
-        _HAS_SERVICE_TABLES.add(url)
-    return url in _HAS_SERVICE_TABLES
-
-
-def _spec_metrics(conn: sa.Connection, name: str) -> tuple[str, ...] | None:
-    """The metric names in the service's stored spec (studies made before Optuna held them)."""
-    if not _service_tables(conn):
-        return None
-    spec = conn.scalar(sa.select(StudyRecord.spec).where(StudyRecord.name == name))
-    metric = spec.get("task", {}).get("metric") if isinstance(spec, dict) else None
-    if isinstance(metric, str):
-        return (metric,)
-    if isinstance(metric, list) and all(isinstance(m, str) for m in metric):
-        return tuple(metric)
-    return None
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:

@@ -2,8 +2,8 @@
 trial-number axes with whole-number ticks.
 
 A reader should see "RMSE (lower is better)", not "objective (minimize)": the metric names come
-from the study (``Study.set_metric_names`` or the service's spec, see :func:`data.find_study`),
-so a plain Optuna study without names still reads "objective". Units are only written where they
+from the study (``Study.set_metric_names``, which the service calls on every study it creates),
+so only a plain Optuna study without names reads "objective". Units are only written where they
 are known: MAPE is in percent, accuracy/F1/precision/recall are fractions (no unit), RMSE and MAE
 are in the series' own units, which the service does not know, so none is claimed.
 """

@@ -5,8 +5,8 @@ Optuna's own storage API); nothing else names an Optuna table in a query. The sc
 Optuna encodes states, values and params are described once, in :mod:`.schema`; a test pins them
 to the installed Optuna. The functions come in four groups:
 
-- :mod:`.queries`: a study's id, directions and metric names, trial counts by state, orphaned
-  RUNNING trials, the per-study watermark (the API's polling cursor).
+- :mod:`.queries`: a study's id and directions, trial counts by state, orphaned RUNNING trials,
+  the per-study watermark (the API's polling cursor).
 - :mod:`.trials`: trial rows a page or a few ids at a time, with values, params, user attributes
   and intermediate values (the API's trial lists, details, CSV export and best trials).
 - :mod:`.upkeep`: metric names, and the one-time move of bulky user attributes (migration
@@ -32,7 +32,6 @@ from hpo_service.store.optuna_tables.queries import (
     counts_by_state,
     counts_by_study_and_state,
     directions,
-    metric_names,
     orphan_trials,
     study_id,
     watermark,

@@ -16,11 +16,9 @@ from hpo_service.store.models import IN_FLIGHT, StudyRecord, TrialRun
 from hpo_service.store.optuna_tables.schema import (
     STUDIES,
     STUDY_DIRECTIONS,
-    STUDY_SYSTEM_ATTRIBUTES,
     TRIAL_STATES,
     TRIAL_USER_ATTRIBUTES,
     TRIALS,
-    decode_attr,
     direction_name,
 )
 
@@ -42,25 +40,6 @@ def study_id(conn: sa.Connection, name: str) -> int | None:
 def directions(conn: sa.Connection, sid: int) -> tuple[str, ...]:
     """``"minimize"`` / ``"maximize"`` per objective, in objective order."""
     return tuple(direction_name(d) for d in conn.scalars(_DIRECTIONS, {"sid": sid}))
-
-
-#: Where ``Study.set_metric_names`` keeps the names (a study system attribute, a JSON list).
-METRIC_NAMES_KEY = "study:metric_names"
-_METRIC_NAMES = sa.select(STUDY_SYSTEM_ATTRIBUTES.c.value_json).where(
-    STUDY_SYSTEM_ATTRIBUTES.c.study_id == sa.bindparam("sid"),
-    STUDY_SYSTEM_ATTRIBUTES.c.key == METRIC_NAMES_KEY,
-)
-
-
-def metric_names(conn: sa.Connection, sid: int) -> tuple[str, ...] | None:
-    """The names given with ``Study.set_metric_names``, one per objective; None when unset."""
-    stored = conn.scalar(_METRIC_NAMES, {"sid": sid})
-    if stored is None:
-        return None
-    names = decode_attr(stored)
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    return tuple(names)
 
 
 def _by_name(name: str) -> sa.ColumnElement[bool]:
