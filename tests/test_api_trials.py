@@ -261,7 +261,52 @@ def test_plots_as_json_html_and_comparison(api: TestClient, study: optuna.Study)
     assert "'history'" in unknown.json()["detail"]
     assert api.get("/api/compare/plots/history?studies=t,ghost").status_code == 404
     assert api.get("/api/compare/plots/history?studies=,").status_code == 422
-    assert api.get("/api/studies/t/plots/history?format=png").status_code == 422
+    bad = api.get("/api/studies/t/plots/history?format=gif")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "format"
+
+
+@pytest.mark.parametrize(("fmt", "media", "magic"), [
+    ("png", "image/png", b"\x89PNG\r\n\x1a\n"),
+    ("svg", "image/svg+xml", b"<svg"),
+    ("pdf", "application/pdf", b"%PDF-"),
+])
+def test_plot_as_an_image(
+    api: TestClient, study: optuna.Study, fmt: str, media: str, magic: bytes
+) -> None:
+    for value in (3.0, 2.0, 1.0):
+        add(study, value)
+    image = api.get(f"/api/studies/t/plots/history?format={fmt}")
+    assert image.status_code == 200, image.text
+    assert image.headers["content-type"].startswith(media)
+    assert image.headers["content-disposition"] == f'attachment; filename="t-history.{fmt}"'
+    assert image.content.startswith(magic) and len(image.content) > 2_000
+
+
+def test_compare_as_an_image_and_refused_comparison(api: TestClient, study: optuna.Study) -> None:
+    add(study, 1.0)
+    api.post("/api/studies", json=tiny_spec("u"))
+    svg = api.get("/api/compare/plots/edf?studies=t,u&format=svg")
+    assert svg.status_code == 200 and svg.content.startswith(b"<svg")
+    assert 'filename="compare-edf-t-u.svg"' in svg.headers["content-disposition"]
+    task = {"dataset": "digits", "kind": "sequence_classification", "metric": "accuracy"}
+    assert api.post("/api/studies", json=tiny_spec("acc", task=task)).status_code == 201
+    refused = api.get("/api/compare/plots/history?studies=t,acc&format=png")
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["errors"][0]["field"] == "studies"
+    assert "t: RMSE (lower is better)" in body["detail"]
+    assert "acc: accuracy (higher is better)" in body["detail"]
+
+
+def test_image_without_a_browser_is_a_503_that_says_why(
+    api: TestClient, study: optuna.Study, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    add(study, 1.0)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium-here"))
+    answer = api.get("/api/studies/t/plots/history?format=pdf")
+    assert answer.status_code == 503
+    assert "image export needs Chrome or Chromium" in answer.json()["detail"]
+    assert api.get("/api/studies/t/plots/history").status_code == 200  # JSON needs no browser
 
 
 def _generator() -> Any:
