@@ -176,3 +176,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     report.outcome = "failed"
     report.longrepr = f"skipped under {REQUIRE_ALL_ENV}=1: {reason}"
+
+
+def trained_trial(
+    tmp_path: Path, spec: dict[str, Any], enqueue: dict[str, Any] | None = None
+) -> tuple[Any, Any, list[float]]:
+    """Run the worker's objective on one trial of a real SQLite study; returns the trial, its
+    stored bulky data (``store.trial_data.TrialData``) and the objective values."""
+    import optuna
+
+    from hpo_service.scheduling.objective import TrainerOptions, run_trial
+    from hpo_service.spec import parse_spec
+    from hpo_service.store import trial_data
+    from hpo_service.store.db import get_engine, get_storage, migrate
+    from hpo_service.store.studies import create_study
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'trial.db'}", tmp_path)
+    migrate(settings)
+    parsed = parse_spec(spec)
+    create_study(settings, parsed)
+    study = optuna.load_study(study_name=parsed.name, storage=get_storage(settings))
+    if enqueue:
+        study.enqueue_trial(enqueue)
+    trial = study.ask()
+    values = run_trial(settings, parsed, trial, TrainerOptions(num_threads=1))
+    with get_engine(settings).connect() as conn:
+        return trial, trial_data.load(conn, trial._trial_id), values

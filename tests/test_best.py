@@ -12,6 +12,7 @@ from hpo_service.config import Settings
 from hpo_service.plots import study_figure
 from hpo_service.spec import parse_spec
 from hpo_service.store import optuna_tables as ot
+from hpo_service.store import trial_data
 from hpo_service.store.best import (
     NeedsChoice,
     best_trial_ids,
@@ -20,6 +21,7 @@ from hpo_service.store.best import (
 )
 from hpo_service.store.db import get_engine, get_storage
 from hpo_service.store.studies import create_study
+from hpo_service.store.trial_data import TrialData
 from tests.conftest import tiny_spec
 
 
@@ -98,9 +100,13 @@ def test_ties_are_broken_by_validation_loss_everywhere(migrated: Settings) -> No
     )
     create_study(migrated, parse_spec(spec))
     study = optuna.load_study(study_name="ties", storage=get_storage(migrated))
+    engine = get_engine(migrated)
     for value, loss in ((0.9, 0.01), (1.0, 0.30), (1.0, None), (1.0, 0.05), (1.0, 0.05)):
-        attrs = {"best_metrics": {"accuracy": value, "loss": loss}} if loss is not None else {}
-        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs))
+        study.add_trial(optuna.trial.create_trial(value=value))
+        added = study.trials[-1]
+        if loss is not None:  # the objective keeps the best epoch's metrics in hpo_trial_data
+            best = {"best": {"accuracy": value, "loss": loss}}
+            trial_data.save(engine, "ties", added._trial_id, added.number, TrialData(metrics=best))
     with get_engine(migrated).connect() as conn:
         sid = ot.study_id(conn, "ties")
         assert sid is not None

@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 
 from hpo_service.data import Split, load_dataset
 from hpo_service.data.folds import cv_folds
-from hpo_service.scheduling.objective import TrainerOptions, run_trial
-from hpo_service.spec import TaskSpec, parse_spec
-from tests.conftest import make_settings, tiny_spec
+from hpo_service.spec import TaskSpec
+from tests.conftest import tiny_spec, trained_trial
 
 
 def ids(split: Split) -> list[int]:
@@ -59,11 +57,9 @@ def test_rolling_origin_validates_after_everything_it_trained_on() -> None:
 
 def test_trial_value_is_the_mean_over_folds(tmp_path: Path) -> None:
     task = {**tiny_spec()["task"], "cv_folds": 3, "refit": False}
-    spec = parse_spec(tiny_spec("cv", task=task, pruner="median"))
-    trial = optuna.create_study().ask()
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
-    [value] = run_trial(settings, spec, trial, TrainerOptions(num_threads=1))
-    cv = trial.user_attrs["cv"]
-    assert cv["folds"] == 3 and len(cv["fold_metrics"]) == 3
+    trial, data, [value] = trained_trial(tmp_path, tiny_spec("cv", task=task, pruner="median"))
+    cv = data.extra["cv"]
+    assert cv["folds"] == 3 and len(cv["fold_metrics"]) == 3 and cv["failure"] is None
     assert value == pytest.approx(np.mean([f["rmse"] for f in cv["fold_metrics"]]))
-    assert value != trial.user_attrs["best_metrics"]["rmse"]  # not the single split's figure
+    assert value != data.metrics["best"]["rmse"]  # not the single split's figure
+    assert trial.user_attrs["val_n"] > 0

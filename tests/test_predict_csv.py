@@ -22,8 +22,10 @@ from hpo_service.config import get_settings
 from hpo_service.data.predict_csv import future_times, inputs_from_csv
 from hpo_service.data.sources import builtin_series
 from hpo_service.spec import TaskSpec, parse_spec
-from hpo_service.store.db import get_storage, migrate
+from hpo_service.store import trial_data
+from hpo_service.store.db import get_engine, get_storage, migrate
 from hpo_service.store.studies import create_study
+from hpo_service.store.trial_data import TrialData
 
 
 def test_future_times_follow_the_calendar_or_the_number_step() -> None:
@@ -84,9 +86,10 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pat
     migrate(cfg)
     create_study(cfg, parse_spec(spec))
     stored = optuna.load_study(study_name="monthly", storage=get_storage(cfg))
-    stored.add_trial(
-        optuna.trial.create_trial(value=1.0, user_attrs={"artifact_dir": str(tmp_path / "art")})
-    )
+    stored.add_trial(optuna.trial.create_trial(value=1.0))
+    added = stored.trials[-1]
+    data = TrialData(artifact_dir=str(tmp_path / "art"))  # where the objective keeps it
+    trial_data.save(get_engine(cfg), "monthly", added._trial_id, added.number, data)
     yield data / "m.csv", app
     get_settings.cache_clear()
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import optuna
+import pytest
 import torch
 
 from hpo_service.data import load_dataset
 from hpo_service.data.merge import AUTO_REFIT_MAX_EXAMPLES, wants_refit, with_validation_in_train
-from hpo_service.scheduling.objective import TrainerOptions, run_trial
-from hpo_service.spec import TaskSpec, parse_spec
+from hpo_service.spec import TaskSpec
 from hpo_service.train import TrainConfig, fit, load_predictor
 from hpo_service.train.refit import refit
-from tests.conftest import make_settings, tiny_spec
+from tests.conftest import tiny_spec, trained_trial
 
 CONFIG = TrainConfig(
     learning_rate=0.01, batch_size=32, hidden_units=8, optimizer="adam", max_epochs=4,
@@ -55,24 +55,22 @@ def test_refit_repeats_the_best_epoch_count_on_more_data() -> None:
     )
 
 
-def _trial(tmp_path: Path, refit_setting: object) -> tuple[optuna.Trial, Path]:
-    spec = parse_spec(tiny_spec("refit", task={**tiny_spec()["task"], "refit": refit_setting}))
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
-    trial = optuna.create_study().ask()
-    run_trial(settings, spec, trial, TrainerOptions(num_threads=1))
-    return trial, Path(trial.user_attrs["artifact_dir"])
+def _trial(tmp_path: Path, refit_setting: object) -> tuple[Any, Any, Path]:
+    spec = tiny_spec("refit", task={**tiny_spec()["task"], "refit": refit_setting})
+    trial, data, _ = trained_trial(tmp_path, spec)
+    return trial, data, Path(data.artifact_dir)
 
 
 def test_the_served_model_is_the_refit(tmp_path: Path) -> None:
-    trial, folder = _trial(tmp_path / "on", True)
-    attrs = trial.user_attrs
-    assert attrs["refit"]["epochs"] == attrs["best_epoch"]
-    assert attrs["refit"]["train_n"] == attrs["train_n"] + attrs["val_n"]
+    trial, data, folder = _trial(tmp_path / "on", True)
+    attrs, refitted = trial.user_attrs, data.extra["refit"]
+    assert refitted["epochs"] == attrs["best_epoch"]
+    assert refitted["train_n"] == attrs["train_n"] + attrs["val_n"]
     saved = json.loads((folder / "config.json").read_text())
     assert saved["train_config"]["keep_last"] is True
-    assert saved["test_metrics"] == attrs["refit"]["test_metrics"]
+    assert saved["test_metrics"] == pytest.approx(refitted["test_metrics"])
     assert len(load_predictor(folder).predict([float(v) for v in range(30)])) == 1
-    plain, plain_folder = _trial(tmp_path / "off", False)
-    assert "refit" not in plain.user_attrs
+    _, plain, plain_folder = _trial(tmp_path / "off", False)
+    assert "refit" not in plain.extra
     saved = json.loads((plain_folder / "config.json").read_text())
     assert saved["train_config"]["keep_last"] is False

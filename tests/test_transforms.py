@@ -7,18 +7,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 import torch
 
 from hpo_service.data import DatasetError, PreparedData, load_dataset
 from hpo_service.data.sources import builtin_series
-from hpo_service.scheduling.objective import TrainerOptions, run_trial
 from hpo_service.spec import SpecError, TaskSpec, parse_spec, split_params
 from hpo_service.train import TrainConfig, fit, load_predictor, save_artifacts
 from hpo_service.train.loop import original_units
-from tests.conftest import make_settings, tiny_spec
+from tests.conftest import tiny_spec, trained_trial
 
 CONFIG = TrainConfig(
     learning_rate=0.01, batch_size=64, hidden_units=16, optimizer="adam", max_epochs=3,
@@ -94,12 +92,9 @@ def test_lookback_and_transform_are_searched_per_trial(tmp_path: Path) -> None:
         "target_transform": ["none", "diff"],
     }
     spec = parse_spec(tiny_spec("searched", search_space=space))
-    study = optuna.create_study()
-    study.enqueue_trial({"lookback": 16, "target_transform": "diff"})
-    trial = study.ask()
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
-    run_trial(settings, spec, trial, TrainerOptions(num_threads=1))
-    state = json.loads((Path(trial.user_attrs["artifact_dir"]) / "preprocessing.json").read_text())
+    enqueue = {"lookback": 16, "target_transform": "diff"}
+    trial, data, _ = trained_trial(tmp_path, tiny_spec("searched", search_space=space), enqueue)
+    state = json.loads((Path(data.artifact_dir) / "preprocessing.json").read_text())
     assert (state["lookback"], state["target_transform"]) == (16, "diff")
     assert trial.params["lookback"] == 16  # recorded like any searched entry
     task, params = split_params(spec.task, {"lookback": None, "hidden_units": 4})

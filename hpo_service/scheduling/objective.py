@@ -1,8 +1,10 @@
 """Spec + Optuna trial -> one training run: the only place where Optuna meets the trainer.
 
-The trainer reports each epoch; here that becomes ``trial.report`` and a pruning decision. The
-curves, metrics and artifact folder are stored on the trial (user attributes) once, at the end,
-so a trial costs a handful of writes rather than one per metric per epoch.
+The trainer reports each epoch; here that becomes ``trial.report`` and a pruning decision. What
+the trial leaves is written once, at the end, so a trial costs a handful of writes rather than
+one per metric per epoch: a few small scalars as Optuna user attributes (stop reason, best
+epoch, parameter count) and the curves, metrics and artifact folder in the service's
+``hpo_trial_data`` table (:mod:`hpo_service.store.trial_data` says why).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from hpo_service.data import PreparedData, load_dataset
 from hpo_service.data.folds import cv_folds
 from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
-from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
+from hpo_service.store import trial_data
+from hpo_service.store.db import get_engine
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
-from hpo_service.train.crossval import cross_validate
+from hpo_service.train.crossval import CrossValidation, cross_validate
 from hpo_service.train.refit import refit, refit_config
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
@@ -88,14 +91,37 @@ def _save_model(
     return refitted
 
 
+def _extra(refitted: TrainResult | None, cv: CrossValidation | None, k: int) -> dict[str, Any]:
+    """The refit's and the cross-validation's results, kept with the trial's bulky data."""
+    extra: dict[str, Any] = {}
+    if refitted is not None:
+        extra["refit"] = {
+            "epochs": refitted.best_epoch,
+            "train_n": refitted.train_n,
+            "test_metrics": refitted.test_metrics,
+        }
+    if cv is not None:
+        extra["cv"] = {"folds": k, "fold_metrics": cv.folds, "failure": cv.failure or None}
+    return extra
+
+
 def store_result(
-    trial: optuna.Trial,
-    result: TrainResult,
-    artifact_dir: Path | None,
-    refitted: TrainResult | None = None,
-) -> None:
+    settings: Settings, spec: StudySpec, trial: optuna.Trial, result: TrainResult,
+    artifact_dir: Path | None, extra: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """The trial's results: bulky data in the service's table, small scalars on Optuna's trial."""
+    metrics = {"best": result.best, "final": result.final}
+    data = trial_data.TrialData(
+        curves=_curves(result),
+        metrics={
+            **{name: epoch.metrics for name, epoch in metrics.items() if epoch is not None},
+            "test": result.test_metrics or {},
+        },
+        artifact_dir=None if artifact_dir is None else str(artifact_dir),
+        extra=extra or {},
+    )
+    trial_data.save(get_engine(settings), spec.name, trial._trial_id, trial.number, data)
     attrs: dict[str, Any] = {
-        "curves": _curves(result),
         "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch,
         "n_params": result.n_params,
@@ -103,24 +129,8 @@ def store_result(
         "val_n": result.val_n,
         "test_n": result.test_n,
     }
-    if result.best is not None:
-        attrs["best_metrics"] = finite_json(result.best.metrics)
-    if result.final is not None:
-        attrs["final_metrics"] = finite_json(result.final.metrics)
-    if result.test_metrics:
-        attrs["test_metrics"] = finite_json(result.test_metrics)
-    if artifact_dir is not None:
-        attrs["artifact_dir"] = str(artifact_dir)
     if result.reason_detail:
-        attrs["fail_reason"] = result.reason_detail
-    if refitted is not None:
-        attrs["refit"] = finite_json(
-            {
-                "epochs": refitted.best_epoch,
-                "train_n": refitted.train_n,
-                "test_metrics": refitted.test_metrics,
-            }
-        )
+        attrs["fail_reason"] = result.reason_detail[: trial_data.MAX_SMALL_CHARS]
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
@@ -181,42 +191,33 @@ def run_trial(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise TrialFailed("out of memory")
-    artifact_dir, refitted = None, None
+    artifact_dir, refitted, cv = None, None, None
     finished = result.stop_reason in ("max_epochs", "early_stopping")
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         refitted = _save_model(spec, data, config, result, artifact_dir, should_stop)
-    retry(lambda: store_result(trial, result, artifact_dir, refitted))
+    k = spec.task.cv_folds or 0
+    if finished and k:
+        cv = cross_validate(config, cv_folds(data, k, spec.task.seed), should_stop)
+    extra = _extra(refitted, cv, k)
+    retry(lambda: store_result(settings, spec, trial, result, artifact_dir, extra))
     if result.stop_reason == "diverged":
         raise TrialFailed(result.reason_detail or "the loss diverged")
     if result.stop_reason == "pruned":
         raise optuna.TrialPruned(f"pruned at epoch {len(result.epochs)}")
     if result.stop_reason == "interrupted":
         raise TrialInterrupted(f"interrupted after epoch {len(result.epochs)}")
-    if spec.task.cv_folds:
-        return _cross_validated(trial, spec, config, data, should_stop)
-    return objective_values(result, spec)
+    return objective_values(result, spec) if cv is None else _cv_values(cv, spec)
 
 
-def _cross_validated(
-    trial: optuna.Trial,
-    spec: StudySpec,
-    config: TrainConfig,
-    data: PreparedData,
-    should_stop: Callable[[], bool] | None,
-) -> list[float]:
+def _cv_values(cv: CrossValidation, spec: StudySpec) -> list[float]:
     """The objective values as means over ``task.cv_folds`` folds of train+validation (the
-    model already saved, from the main split, still serves predictions)."""
-    k = spec.task.cv_folds or 0
-    cv = cross_validate(config, cv_folds(data, k, spec.task.seed), should_stop)
+    model saved from the main split still serves predictions)."""
     if cv.interrupted:
         raise TrialInterrupted(f"interrupted in cross-validation ({cv.failure})")
     if cv.failure:
         raise TrialFailed(f"cross-validation {cv.failure}")
-    values = [cv.mean(metric) for metric in spec.task.metrics]
-    attrs = {"folds": k, "fold_metrics": cv.folds, "values": values}
-    retry(lambda: trial.set_user_attr("cv", finite_json(attrs)))
-    return values
+    return [cv.mean(metric) for metric in spec.task.metrics]
 
 
 def set_torch_threads(threads: int) -> None:

@@ -1,7 +1,8 @@
 """The best trial and the Pareto front: one rule for the API, the CLI, summaries and plots.
 
 Single objective: the COMPLETE trial with the best finite value; among equal values the one
-with the lowest validation loss at its best epoch (user attribute ``best_metrics.loss``), then
+with the lowest validation loss at its best epoch (the ``best`` metric set's ``loss`` in
+``hpo_trial_data``), then
 the first (lowest trial id). On small validation sets many trials tie (7 of 8 at accuracy 1.0 on
 14 rows), and the first of them was often the worst; the loss still tells them apart. The answer
 changes only when a better trial arrives, or an equal one with a lower loss. Several
@@ -20,6 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from hpo_service.store import optuna_tables as ot
+from hpo_service.store import trial_data
 
 
 class NeedsChoice(ValueError):
@@ -67,8 +69,9 @@ def best_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) ->
     tied = ot.tied_best(conn, study_id, 0, minimize=directions[0] == "minimize")
     if len(tied) <= 1:
         return tied
-    metrics = ot.user_attr_for(conn, tied, "best_metrics")
-    return [min(tied, key=lambda trial_id: (_val_loss(metrics.get(trial_id)), trial_id))]
+    sets = trial_data.metric_sets(conn, tied)
+    losses = {t: _val_loss((sets.get(t) or {}).get("best")) for t in tied}
+    return [min(tied, key=lambda trial_id: (losses[trial_id], trial_id))]
 
 
 def _val_loss(metrics: object) -> float:
