@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from hpo_service.store import optuna_tables as ot
-from hpo_service.store import trial_data
+from hpo_service.store.models import TrialDataRecord
 
 
 class NeedsChoice(ValueError):
@@ -69,9 +69,20 @@ def best_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) ->
     tied = ot.tied_best(conn, study_id, 0, minimize=directions[0] == "minimize")
     if len(tied) <= 1:
         return tied
-    sets = trial_data.metric_sets(conn, tied)
-    losses = {t: _val_loss((sets.get(t) or {}).get("best")) for t in tied}
-    return [min(tied, key=lambda trial_id: (losses[trial_id], trial_id))]
+    losses = _best_epoch_losses(conn, tied)
+    return [min(tied, key=lambda trial_id: (losses.get(trial_id, math.inf), trial_id))]
+
+
+def _best_epoch_losses(conn: sa.Connection, trial_ids: list[int]) -> dict[int, float]:
+    """The best epoch's validation loss per trial, from the ``metrics`` column of
+    ``hpo_trial_data`` (written by ``store.trial_data``; read here directly because
+    ``trial_data`` imports ``studies``, which imports this module)."""
+    t = TrialDataRecord.__table__.c
+    query = sa.select(t.trial_id, t.metrics).where(t.trial_id.in_(trial_ids))
+    return {
+        int(trial_id): _val_loss((metrics or {}).get("best"))
+        for trial_id, metrics in conn.execute(query)
+    }
 
 
 def _val_loss(metrics: object) -> float:

@@ -94,15 +94,6 @@ def load(conn: sa.Connection, trial_id: int) -> TrialData:
     return TrialData(curves or {}, metrics or {}, artifact_dir, extra or {})
 
 
-def metric_sets(conn: sa.Connection, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The stored metric sets (``best``, ``final``, ``test``) of several trials, one query."""
-    if not trial_ids:
-        return {}
-    t = TrialDataRecord.__table__.c
-    query = select(t.trial_id, t.metrics).where(t.trial_id.in_(list(trial_ids)))
-    return {int(trial_id): metrics or {} for trial_id, metrics in conn.execute(query)}
-
-
 def artifact_dir(conn: sa.Connection, trial_id: int) -> str | None:
     """The folder of the trial's saved model, if it kept one."""
     t = TrialDataRecord.__table__.c
