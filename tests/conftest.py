@@ -191,6 +191,7 @@ def trained_trial(
     from hpo_service.store.db import get_engine, get_storage, migrate
     from hpo_service.store.studies import create_study
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     settings = make_settings(f"sqlite:///{tmp_path / 'trial.db'}", tmp_path)
     migrate(settings)
     parsed = parse_spec(spec)

@@ -88,8 +88,8 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Pat
     stored = optuna.load_study(study_name="monthly", storage=get_storage(cfg))
     stored.add_trial(optuna.trial.create_trial(value=1.0))
     added = stored.trials[-1]
-    data = TrialData(artifact_dir=str(tmp_path / "art"))  # where the objective keeps it
-    trial_data.save(get_engine(cfg), "monthly", added._trial_id, added.number, data)
+    kept = TrialData(artifact_dir=str(tmp_path / "art"))  # where the objective keeps it
+    trial_data.save(get_engine(cfg), "monthly", added._trial_id, added.number, kept)
     yield data / "m.csv", app
     get_settings.cache_clear()
 
