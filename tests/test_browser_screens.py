@@ -108,7 +108,7 @@ def test_trial_page_metrics_files_and_safe_notes(
     plot_rendered(page, "#trial-curves")
     cells = page.locator("#trial-metrics tr[data-metric=rmse] td.num").all_inner_texts()
     assert len(cells) == 3 and all(c.strip() not in ("", "\u2013") for c in cells), cells
-    header = page.inner_text("#trial-metrics thead")
+    header = page.inner_text("#trial-metrics thead").lower()  # the CSS capitalises headers
     assert "best epoch (n=" in header and "test (n=" in header, header  # what figures rest on
     facts = page.inner_text("#trial-facts")
     for label in ("best epoch", "stop reason", "parameters", "hyperparameters"):
