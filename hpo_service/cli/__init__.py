@@ -21,9 +21,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from hpo_service.cli import plot, predict, serve, studies, train
+    from hpo_service.cli import plot, predict, run, serve, studies, train
 
-    for module in (studies, train, predict, serve, plot):
+    for module in (studies, run, train, predict, serve, plot):
         module.register(app)
 
 

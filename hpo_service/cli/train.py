@@ -138,7 +138,8 @@ def run_train(
 
     settings = load_settings()
     limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
-    spec = intake_file(get_engine(settings), file, limits)
+    roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
+    spec = intake_file(get_engine(settings), file, limits, roots=roots)
     params = resolve_params(spec.search_space, overrides)
     _within_limits(spec, params, limits)
     _check_device(device or settings.device)
@@ -152,7 +153,6 @@ def run_train(
         direction=spec.task.directions[0],
     )
     started = time.perf_counter()
-    roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
     with err.status("loading dataset"):
         data = load_dataset(spec.task, roots, settings.cache_dir)
     sizes = f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test"

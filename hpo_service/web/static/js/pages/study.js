@@ -151,7 +151,7 @@ export async function render(root, { name, query }, scope) {
     buttons.resume.disabled = !["created", "paused"].includes(st);
     buttons.resume.textContent = st === "created" ? "Start" : "Resume";
     buttons.stop.disabled = !["created", "running", "paused"].includes(st);
-    buttons.workers.disabled = ["completed", "stopped"].includes(st);
+    buttons.workers.disabled = ["completed", "failed", "stopped"].includes(st);
     buttons.stopWorkers.disabled = !running && st !== "running";
     budget.update(s);
   }
@@ -160,7 +160,9 @@ export async function render(root, { name, query }, scope) {
     const b = summary.best;
     if (!b) {
       fill(best, h("h2", {}, "Best trial"), h("p", { class: "muted" },
-        multi ? "Several objectives: see the Pareto front plot for the best trade-offs." : "No completed trial yet."));
+        multi ? "Several objectives: see the Pareto front plot for the best trade-offs."
+          : summary.state === "failed" ? "The study ended without one complete trial: see the failed trials' reasons below, fix the cause and extend the budget to run again."
+          : "No completed trial yet."));
       return;
     }
     const values = Array.isArray(b.values) ? b.values : [b.value];
