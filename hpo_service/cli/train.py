@@ -29,6 +29,7 @@ from hpo_service.spec import (
     format_errors,
 )
 from hpo_service.spec.limits import check_limits
+from hpo_service.spec.suggest import did_you_mean
 from hpo_service.store.db import get_engine
 from hpo_service.store.intake import intake_file
 
@@ -67,7 +68,8 @@ def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
             raise CliError(f"--param expects KEY=VALUE, got {item!r}")
         if key.strip() not in SearchSpace.model_fields:
             known = ", ".join(SearchSpace.model_fields)
-            raise CliError(f"--param {key.strip()}: unknown key; use one of {known}")
+            hint = did_you_mean(key.strip(), SearchSpace.model_fields)
+            raise CliError(f"--param {key.strip()}: unknown key{hint}; use one of {known}")
         given[key.strip()] = value
     params: dict[str, Any] = {}
     for name, entry in space:
