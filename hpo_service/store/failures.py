@@ -38,7 +38,7 @@ def failure_kinds(engine: Engine, study_id: int, limit: int = 5) -> list[tuple[s
     with session_scope(engine) as session:
         for reason, n in session.execute(query):
             kinds[failure_kind(reason)] += int(n)
-    ranked = kinds.most_common()
+    ranked = sorted(kinds.items(), key=lambda kind: (-kind[1], kind[0]))  # ties: by name
     if len(ranked) <= limit:
         return ranked
     rest = sum(n for _, n in ranked[limit - 1 :])
