@@ -76,7 +76,7 @@ export async function render(root, { name, query }, scope) {
   const buttons = {
     pause: h("button", { class: "secondary", "data-action": "pause", onclick: () => act("pause") }, "Pause"),
     resume: h("button", { class: "secondary", "data-action": "resume", title: "Let workers claim trials again (a created study starts)", onclick: () => act("resume") }, "Resume"),
-    stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials finish; no new ones start.`)) act("stop"); } }, "Stop"),
+    stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials stop at their next epoch; no new ones start.`)) act("stop"); } }, "Stop"),
     workers: h("button", { "data-action": "start-workers", onclick: onStartWorkers }, "Start workers"),
     stopWorkers: h("button", { class: "secondary", "data-action": "stop-workers", title: "Stop the worker processes this server started for the study", onclick: onStopWorkers }, "Stop workers"),
     remove: h("button", { class: "secondary danger", "data-action": "delete", onclick: onDelete }, "Delete"),
