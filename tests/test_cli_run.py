@@ -117,6 +117,12 @@ def test_extend_list_and_show(fresh: Settings, tmp_path: Path) -> None:
     assert below.returncode == 2 and below.stderr.startswith("error: n_trials: 1 is below the 2")
     unknown = hpo(fresh, tmp_path, "study", "extend", "nope", "--trials", "3")
     assert unknown.returncode == 2 and "no study named 'nope'" in unknown.stderr
+    assert hpo(fresh, tmp_path, "study", "stop", "ext").returncode == 0
+    again = hpo(fresh, tmp_path, "run", str(spec_file(tmp_path, "ext", dataset="good.csv")))
+    assert "its budget stays 5 trials; to change it: hpo study extend ext --trials 2" in (
+        again.stderr
+    )
+    assert again.returncode == 0, again.stderr  # a stopped study: nothing runs, its best stays
     listed = hpo(fresh, tmp_path, "study", "list").stdout
     shown = hpo(fresh, tmp_path, "study", "show", "ext").stdout
     best = shown.split(" = ", 1)[1].split()[0]  # "best: trial N  rmse = 11.5111"

@@ -56,6 +56,13 @@ def _ensure_running(cfg: Settings, file: Path) -> StudyInfo:
         info = get_study(engine, spec.name)
         if info.spec != spec:
             err_console.print(f"[yellow]study {spec.name} exists; using its stored spec[/yellow]")
+        if spec.budget.n_trials != info.n_trials:  # re-running never changes a budget silently
+            err_console.print(
+                f"its budget stays {info.n_trials} trials; to change it: "
+                f"hpo study extend {spec.name} --trials {spec.budget.n_trials}",
+                highlight=False,
+                soft_wrap=True,
+            )
         check_data(cfg, info.spec)
         if info.state in ("created", "paused"):
             info = transition(engine, spec.name, "start")

@@ -71,14 +71,13 @@ class Worker:
         self.id = f"{host[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.engine = get_engine(settings)
         self.storage = get_storage(settings)
-        self._halt = StudyHalt(self.engine)
-        self._halt_reason = self._halt.reason
+        self._halt = StudyHalt(self.engine)  # the study stopped or timed out mid-trial
         self._teller = TrialTeller(
             self.storage,
             train_fn or _default_trainer(settings, options),
             self._should_stop_trial,
             self._run_lost,
-            self._halt_reason,
+            self._halt.reason,
             options.tracebacks,
         )
         self.state = WorkerState()
