@@ -6,10 +6,14 @@ dataset is one line and exit 2 before anything is stored, a study whose every tr
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect
@@ -127,3 +131,35 @@ def test_extend_list_and_show(fresh: Settings, tmp_path: Path) -> None:
     shown = hpo(fresh, tmp_path, "study", "show", "ext").stdout
     best = shown.split(" = ", 1)[1].split()[0]  # "best: trial N  rmse = 11.5111"
     assert best in listed and len(best.replace(".", "").lstrip("0")) <= 6  # one formatter
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_worker_and_serve_set_up_an_empty_database_too(fresh: Settings, tmp_path: Path) -> None:
+    idle = hpo(fresh, tmp_path, "worker", "--exit-when-idle")
+    assert idle.returncode == 0, idle.stderr  # tables created, nothing to run, exits
+    assert "hpo_studies" in inspect(create_engine(fresh.database_url)).get_table_names()
+    other = make_settings(f"sqlite:///{tmp_path / 'served.db'}", tmp_path)
+    port = free_port()
+    env = {**env_for(other), "PYTHONPATH": str(REPO_ROOT)}
+    server = subprocess.Popen(
+        [HPO, "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("hpo serve did not become ready on an empty database")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "hpo_studies" in inspect(create_engine(other.database_url)).get_table_names()
