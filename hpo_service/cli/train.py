@@ -141,7 +141,7 @@ def run_train(
     settings = load_settings()
     limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
     roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
-    spec = intake_file(get_engine(settings), file, limits, roots=roots)
+    spec = intake_file(get_engine(settings), file, limits, roots=None)  # loaded below
     params = resolve_params(spec.search_space, overrides)
     _within_limits(spec, params, limits)
     _check_device(device or settings.device)

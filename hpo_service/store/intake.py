@@ -32,11 +32,15 @@ from hpo_service.spec.parse import read_spec_file
 from hpo_service.store.uploads import UploadError, get_upload
 
 
-def intake(engine: Engine, data: Any, limits: SpecLimits, *, roots: DataRoots) -> StudySpec:
+def intake(engine: Engine, data: Any, limits: SpecLimits, *, roots: DataRoots | None) -> StudySpec:
     """Validate decoded spec data, filled from the upload it names, against ``limits``, and
     check that its dataset can be found within ``roots`` (a missing one is a SpecError too:
-    the spec cannot run as written)."""
+    the spec cannot run as written). ``roots=None`` only for ``hpo train``, which loads the
+    dataset itself right after checking its ``--param`` values, so that those are reported
+    first."""
     spec = parse_spec(apply_upload(engine, data), limits)
+    if roots is None:
+        return spec
     try:
         check_available(spec.task, roots)
     except DatasetError as error:
@@ -45,7 +49,7 @@ def intake(engine: Engine, data: Any, limits: SpecLimits, *, roots: DataRoots) -
 
 
 def intake_file(
-    engine: Engine, path: str | Path, limits: SpecLimits, *, roots: DataRoots
+    engine: Engine, path: str | Path, limits: SpecLimits, *, roots: DataRoots | None
 ) -> StudySpec:
     """:func:`intake` of a YAML or JSON file, decoded the same hardened way as an API body."""
     return intake(engine, read_spec_file(path), limits, roots=roots)
