@@ -29,7 +29,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 from hpo_service.plots import PLOT_KINDS, PlotError, cache, compare_figure, study_figure
 
 
-def optuna_plotter(kind: str, params: dict[str, str]) -> Callable[[Any], Any] | None:
+def optuna_plotter(kind: str, params: dict[str, Any]) -> Callable[[Any], Any] | None:
     two = [params["x"], params["y"]] if "x" in params else None
     return {
         "history": vis.plot_optimization_history,
@@ -37,6 +37,7 @@ def optuna_plotter(kind: str, params: dict[str, str]) -> Callable[[Any], Any] | 
         "parallel_coordinate": vis.plot_parallel_coordinate,
         "slice": vis.plot_slice,
         "contour": lambda s: vis.plot_contour(s, params=two),
+        "rank": lambda s: vis.plot_rank(s, params=params.get("all")),
         "param_importances": lambda s: vis.plot_param_importances(
             s, evaluator=PedAnovaImportanceEvaluator()),
         "edf": vis.plot_edf,
@@ -86,6 +87,13 @@ def contour_params(fig: dict) -> dict[str, str]:
     return {"x": layout["xaxis"]["title"]["text"], "y": layout["yaxis"]["title"]["text"]}
 
 
+def rank_params(fig: dict) -> dict[str, Any]:
+    """The params our rank plot paired (its axis titles), so optuna draws the same ones."""
+    layout = fig["layout"]
+    axes = sorted(k for k in layout if k.startswith(("xaxis", "yaxis")))
+    return {"all": sorted({layout[k]["title"]["text"] for k in axes})}
+
+
 def bench_kind(args: argparse.Namespace, kind: str) -> list[str] | None:
     names = [args.study, *args.compare_with]
     if kind.startswith("compare "):
@@ -100,7 +108,8 @@ def bench_kind(args: argparse.Namespace, kind: str) -> list[str] | None:
         return None
     row = [kind, f"{statistics.median(runs):.3f}", f"{max(runs):.3f}", f"{warm:.3f}",
            f"{size / 1e6:.3f}"]
-    plot = optuna_plotter(kind, contour_params(fig) if kind == "contour" else {})
+    given = {"contour": contour_params, "rank": rank_params}.get(kind)
+    plot = optuna_plotter(kind, given(fig) if given else {})
     if plot is None or args.skip_optuna:
         return [*row, "-", "-", "-", "-", "-"]
     on = names if kind.startswith("compare ") else [args.study]

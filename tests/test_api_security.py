@@ -21,6 +21,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
+from hpo_service.store import trial_data
+from hpo_service.store.db import get_engine
+from hpo_service.store.trial_data import TrialData
 from hpo_service.train import fit, save_artifacts
 from tests.conftest import make_settings, tiny_spec
 from tests.test_datasets import series_csv
@@ -181,8 +184,10 @@ def test_unloadable_artifacts_are_409_naming_the_file(
         assert c.post("/api/studies", json=tiny_spec("art")).status_code == 201
         study = optuna.load_study(study_name="art", storage=migrated.database_url)
         for name in names:
-            attrs = {"artifact_dir": str(artifacts[name])}
-            study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+            study.add_trial(optuna.trial.create_trial(value=1.0))
+            added = study.trials[-1]
+            data = TrialData(artifact_dir=str(artifacts[name]))
+            trial_data.save(get_engine(migrated), "art", added._trial_id, added.number, data)
         series = {"inputs": [float(v) for v in range(30)]}
         good = c.post("/api/studies/art/predict", json={**series, "trial": 0})
         assert good.status_code == 200, good.text

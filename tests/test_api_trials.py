@@ -20,9 +20,11 @@ from optuna.trial import TrialState
 
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
+from hpo_service.store import trial_data
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.models import TrialRun, WorkerRecord
 from hpo_service.store.optuna_tables import TRIALS
+from hpo_service.store.trial_data import TrialData
 from tests.conftest import REPO_ROOT, tiny_spec
 
 SAMPLED = ("learning_rate", "batch_size")
@@ -171,16 +173,14 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
     api: TestClient, study: optuna.Study, migrated: Settings
 ) -> None:
     curves = {"train_loss": [1.0, 0.5], "val_loss": [1.2, float("nan")], "seconds": [0.1, 0.1]}
-    attrs = {
-        "curves": curves,
-        "best_metrics": {"rmse": 9.5},
-        "test_metrics": {"rmse": 10.0},
-        "best_epoch": 0,
-        "stop_reason": "max_epochs",
-        "n_params": 321,
-        "note": "kept",
-    }
+    attrs = {"best_epoch": 0, "stop_reason": "max_epochs", "n_params": 321, "note": "kept"}
     good = add(study, 9.5, attrs=attrs, steps=(12.0, 9.5))
+    data = TrialData(
+        curves=curves,
+        metrics={"best": {"rmse": 9.5}, "test": {"rmse": 10.0}},
+        extra={"tags": ["a", "b"]},  # a JSON attribute of an older database, moved by 0004
+    )
+    trial_data.save(get_engine(migrated), "t", good._trial_id, good.number, data)
     add(study, state=TrialState.FAIL, attrs={"fail_reason": "the loss diverged"})
     with session_scope(get_engine(migrated)) as session:
         session.add(WorkerRecord(id="w-1", host="box", pid=1, device="cpu"))
@@ -196,7 +196,8 @@ def test_trial_detail_has_curves_metrics_worker_and_failure(
         321,
     )
     assert detail["worker"] == {"id": "w-1", "host": "box", "device": "cpu"}
-    assert detail["user_attrs"] == {"note": "kept"} and detail["has_model"] is False
+    assert detail["user_attrs"] == {"note": "kept", "tags": ["a", "b"]}
+    assert detail["has_model"] is False
     failed = api.get("/api/studies/t/trials/1").json()
     assert failed["state"] == "FAIL" and failed["fail_reason"] == "the loss diverged"
     assert failed["value"] is None and failed["worker"] is None
@@ -260,7 +261,52 @@ def test_plots_as_json_html_and_comparison(api: TestClient, study: optuna.Study)
     assert "'history'" in unknown.json()["detail"]
     assert api.get("/api/compare/plots/history?studies=t,ghost").status_code == 404
     assert api.get("/api/compare/plots/history?studies=,").status_code == 422
-    assert api.get("/api/studies/t/plots/history?format=png").status_code == 422
+    bad = api.get("/api/studies/t/plots/history?format=gif")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "format"
+
+
+@pytest.mark.parametrize(("fmt", "media", "magic"), [
+    ("png", "image/png", b"\x89PNG\r\n\x1a\n"),
+    ("svg", "image/svg+xml", b"<svg"),
+    ("pdf", "application/pdf", b"%PDF-"),
+])
+def test_plot_as_an_image(
+    api: TestClient, study: optuna.Study, fmt: str, media: str, magic: bytes
+) -> None:
+    for value in (3.0, 2.0, 1.0):
+        add(study, value)
+    image = api.get(f"/api/studies/t/plots/history?format={fmt}")
+    assert image.status_code == 200, image.text
+    assert image.headers["content-type"].startswith(media)
+    assert image.headers["content-disposition"] == f'attachment; filename="t-history.{fmt}"'
+    assert image.content.startswith(magic) and len(image.content) > 2_000
+
+
+def test_compare_as_an_image_and_refused_comparison(api: TestClient, study: optuna.Study) -> None:
+    add(study, 1.0)
+    api.post("/api/studies", json=tiny_spec("u"))
+    svg = api.get("/api/compare/plots/edf?studies=t,u&format=svg")
+    assert svg.status_code == 200 and svg.content.startswith(b"<svg")
+    assert 'filename="compare-edf-t-u.svg"' in svg.headers["content-disposition"]
+    task = {"dataset": "digits", "kind": "sequence_classification", "metric": "accuracy"}
+    assert api.post("/api/studies", json=tiny_spec("acc", task=task)).status_code == 201
+    refused = api.get("/api/compare/plots/history?studies=t,acc&format=png")
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["errors"][0]["field"] == "studies"
+    assert "t: RMSE (lower is better)" in body["detail"]
+    assert "acc: accuracy (higher is better)" in body["detail"]
+
+
+def test_image_without_a_browser_is_a_503_that_says_why(
+    api: TestClient, study: optuna.Study, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    add(study, 1.0)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium-here"))
+    answer = api.get("/api/studies/t/plots/history?format=pdf")
+    assert answer.status_code == 503
+    assert "image export needs Chrome or Chromium" in answer.json()["detail"]
+    assert api.get("/api/studies/t/plots/history").status_code == 200  # JSON needs no browser
 
 
 def _generator() -> Any:

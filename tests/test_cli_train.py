@@ -16,8 +16,10 @@ from hpo_service.cli import predict
 from hpo_service.cli.train import CliError, register, resolve_params
 from hpo_service.config import get_settings
 from hpo_service.spec import SearchSpace, load_spec, parse_spec
-from hpo_service.store.db import get_storage, migrate
+from hpo_service.store import trial_data
+from hpo_service.store.db import get_engine, get_storage, migrate
 from hpo_service.store.studies import create_study
+from hpo_service.store.trial_data import TrialData
 from tests.conftest import tiny_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,8 +157,11 @@ def test_predict_uses_the_best_trials_artifacts(cli: typer.Typer, tmp_path: Path
     migrate(cfg)
     create_study(cfg, parse_spec(tiny_spec("spots")))
     study = optuna.load_study(study_name="spots", storage=get_storage(cfg))
-    study.add_trial(optuna.trial.create_trial(value=5.0, user_attrs={"artifact_dir": str(art)}))
-    study.add_trial(optuna.trial.create_trial(value=9.0, user_attrs={"artifact_dir": "/gone"}))
+    for value, folder in ((5.0, str(art)), (9.0, "/gone")):
+        study.add_trial(optuna.trial.create_trial(value=value))
+        added = study.trials[-1]
+        data = TrialData(artifact_dir=folder)  # where the objective keeps it
+        trial_data.save(get_engine(cfg), "spots", added._trial_id, added.number, data)
     series = tmp_path / "series.csv"
     series.write_text(
         "year,value\n" + "".join(f"{1950 + i},{v}\n" for i, v in enumerate(range(30)))

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.spec import parse_spec
+from hpo_service.store import trial_data
 from hpo_service.store.db import get_engine, get_storage, migrate, session_scope
 from hpo_service.store.models import TrialRun
 from hpo_service.store.studies import create_study
@@ -48,7 +49,8 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_continues(
     assert "hpo_retry_of" not in first.user_attrs  # a failure, not a requeue
     # Failures do not use up budget (count_failed: false): three more trials complete after it.
     assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 3
-    assert all(t.user_attrs.get("artifact_dir") for t in trials[1:])
+    with get_engine(settings).connect() as conn:
+        assert all(trial_data.artifact_dir(conn, t._trial_id) for t in trials[1:])
     assert done == 4
     with session_scope(get_engine(settings)) as session:
         rows = session.execute(

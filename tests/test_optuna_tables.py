@@ -238,6 +238,7 @@ def test_values_params_attributes_and_reports(written: Written) -> None:
         params = ot.params_for(conn, ids)
         names = ot.param_names(conn, written.sid)
         attrs = [ot.user_attrs(conn, i) for i in ids]
+        bulk = ot.user_attrs_for(conn, ids)
         reports = [ot.intermediate(conn, i) for i in ids]
         best_min = ot.best_by_value(conn, written.sid, 0, minimize=True)
         best_max = ot.best_by_value(conn, written.sid, 0, minimize=False)
@@ -253,6 +254,8 @@ def test_values_params_attributes_and_reports(written: Written) -> None:
         assert ours.keys() == trial.user_attrs.keys()
         assert all(_same(ours[k], v) for k, v in trial.user_attrs.items())
     assert math.isnan(attrs[0]["diverged"]) and attrs[0]["curves"] == {"train": [1.0, 0.5]}
+    assert set(bulk) == {i for i, a in zip(ids, attrs, strict=True) if a}  # none: absent
+    assert all(bulk[i].keys() == a.keys() for i, a in zip(ids, attrs, strict=True) if a)
     for ours, trial in zip(reports, trials, strict=True):
         expected = [
             (s, v if math.isfinite(v) else None) for s, v in trial.intermediate_values.items()
@@ -261,6 +264,20 @@ def test_values_params_attributes_and_reports(written: Written) -> None:
     assert reports[0] == [(0, 0.9), (1, None), (2, None), (3, 0.5)]
     assert (best_min, best_max, none) == (ids[2], ids[0], None)  # +inf is not finite: never best
     assert sorted(finite) == [(ids[0], 0, 0.5), (ids[2], 0, 0.25)]
+
+
+def test_upkeep_writes_what_optunas_storage_reads(written: Written) -> None:
+    """The migration's writes (metric names, removed attributes), read back through Optuna."""
+    storage = get_storage(written.settings)
+    first = written.trials[0]._trial_id
+    with written.engine.begin() as conn:
+        assert ot.metric_names(conn, written.sid) == ["rmse"]  # set by create_study
+        assert ot.metric_names(conn, written.mo_sid) is None  # made by Optuna alone
+        ot.set_metric_names(conn, written.mo_sid, ["score", "cost"])
+        ot.delete_user_attrs(conn, first, ["curves", "not-there"])
+        ot.delete_user_attrs(conn, first, [])
+    assert optuna.load_study(study_name="mo", storage=storage).metric_names == ["score", "cost"]
+    assert set(storage.get_trial(first).user_attrs) == {"diverged"}
 
 
 def test_arrays_for_plots(written: Written) -> None:

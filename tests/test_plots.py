@@ -89,6 +89,7 @@ class Studies:
         self.single.optimize(objective, n_trials=30, catch=(ValueError,))
         self.maxi = optuna.create_study(storage=storage, study_name=self.name("max"),
                                         direction="maximize", sampler=sampler(seed=2))
+        self.maxi.set_metric_names(["accuracy"])
         self.maxi.optimize(objective, n_trials=10, catch=(ValueError,))
         self.multi = optuna.create_study(storage=storage, study_name=self.name("multi"),
                                          directions=["minimize", "minimize"],
@@ -187,6 +188,7 @@ def test_parallel_coordinate_and_slice(db: Studies) -> None:
     labels = [d["label"] for d in pc["dimensions"]]
     assert labels[0] == "objective" and len(labels) == 6
     assert "learning_rate (log)" in labels
+    assert "tickvals" not in pc["dimensions"][labels.index("hidden_units")]  # 16..128: plotly's
     assert all(len(d["values"]) == n for d in pc["dimensions"])
     sl = db.fig(db.single, "slice")
     assert sorted(t["name"] for t in sl["data"]) == sorted(db.single.best_params)
@@ -270,7 +272,7 @@ def test_pareto_front(db: Studies) -> None:
     other = next(t for t in fig["data"] if t["name"] == "other trials")
     assert len(front["x"]) + len(other["x"]) == len(db.multi.trials)
     swapped = db.fig(db.multi, "pareto_front", x="1", y="0")
-    assert swapped["layout"]["xaxis"]["title"]["text"].startswith("objective 1")
+    assert swapped["layout"]["xaxis"]["title"]["text"] == "objective 1 (lower is better)"
     history = db.fig(db.multi, "history", objective="1")
     assert history["data"][1]["y"][-1] == pytest.approx(
         min(t.values[1] for t in db.multi.trials), rel=1e-5)
@@ -305,13 +307,14 @@ def test_young_studies_give_a_note(db: Studies, kind: str) -> None:
 
 
 def test_compare(db: Studies) -> None:
-    names = [db.single.study_name, db.maxi.study_name, db.empty.study_name]
+    names = [db.single.study_name, db.one.study_name, db.empty.study_name]
     fig = compare_figure(db.engine, names, "history")
     _check_valid(fig)
     assert {t["name"] for t in fig["data"]} == set(names[:2])
     assert {t.get("xaxis", "x") for t in fig["data"]} == {"x", "x2"}
     single = [t for t in fig["data"] if t["name"] == names[0]]
     assert all(t["y"][-1] == pytest.approx(db.single.best_value, rel=1e-5) for t in single)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "best so far: objective (lower is better)"
     edf = compare_figure(db.engine, names, "edf")
     _check_valid(edf)
     assert len(edf["data"]) == 2
@@ -338,6 +341,8 @@ def test_downsampled_big_study(db: Studies) -> None:
     assert f"showing 1,000 of {total:,} trials" in _notes(pc)
     assert len(pc["data"][0]["dimensions"][0]["values"]) == 1000
     assert pc["layout"]["meta"]["shown"] == 1000 and pc["layout"]["meta"]["total"] == total
+    layers = next(d for d in pc["data"][0]["dimensions"] if d["label"] == "num_layers")
+    assert layers["tickvals"] == [1, 2, 3]  # an integer 1..3: no 1.5 or 2.5 ticks
     curves = study_figure(db.engine, db.big_name, "intermediate_values")
     assert "showing 200 of" in _notes(curves)
     sl = study_figure(db.engine, db.big_name, "slice")
@@ -367,3 +372,110 @@ def test_figure_cache_follows_new_trials(db: Studies) -> None:
     study.optimize(objective, n_trials=2)
     assert db.fig(study, "history")["data"][0]["x"] == [t.number for t in _complete(study)]
     assert len(_complete(study)) == 4  # trial 4 is pruned
+
+
+def _elapsed_seconds(study: str, url: str) -> float:
+    """The span compare's wall-time axis covers: first start to last completion, in seconds."""
+    trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+    first = min(t.datetime_start for t in trials if t.datetime_start)
+    last = max(t.datetime_complete for t in trials if t.state.name == "COMPLETE")
+    return float((last - first).total_seconds())
+
+
+@pytest.mark.parametrize(("which", "unit"), [("single", "s"), ("big", "h")])
+def test_compare_wall_time_unit_follows_the_data(db: Studies, which: str, unit: str) -> None:
+    name = db.big_name if which == "big" else db.single.study_name
+    fig = compare_figure(db.engine, [name], "history")
+    layout = fig["layout"]
+    assert layout["xaxis2"]["title"]["text"] == f"wall time since first trial ({unit})"
+    assert layout["meta"]["time_unit"] == unit
+    timed = next(t for t in fig["data"] if t.get("xaxis") == "x2")
+    divisor = {"s": 1, "h": 3600}[unit]
+    span = _elapsed_seconds(name, db.url) / divisor
+    assert max(timed["x"]) == pytest.approx(span, rel=0.02, abs=0.05)
+    assert max(timed["x"]) < 120
+    if unit == "h":
+        assert max(timed["x"]) >= 1  # the big study spans hours: shown as hours, not seconds
+
+
+def test_compare_refuses_different_metrics_or_directions(db: Studies) -> None:
+    names = [db.single.study_name, db.maxi.study_name]
+    for kind in COMPARE_KINDS:
+        with pytest.raises(PlotError) as err:
+            compare_figure(db.engine, names, kind)
+        assert err.value.status == 422
+        message = str(err.value)
+        assert message.startswith("studies: cannot compare")
+        assert f"{names[0]}: objective (lower is better)" in message
+        assert f"{names[1]}: accuracy (higher is better)" in message
+
+
+def _is_whole_number_axis(axis: dict[str, Any]) -> bool:
+    dtick = axis.get("dtick")
+    return axis.get("tickformat") == "d" and isinstance(dtick, int) and dtick >= 1
+
+
+def test_trial_axes_have_whole_number_ticks(db: Studies) -> None:
+    """A 10-trial study: plotly's automatic ticks would put 0.5 steps on a trial axis."""
+    history = db.fig(db.maxi, "history")["layout"]["xaxis"]
+    timeline = db.fig(db.maxi, "timeline")["layout"]["yaxis"]
+    curves = db.fig(db.maxi, "intermediate_values")["layout"]["xaxis"]
+    compare = compare_figure(db.engine, [db.single.study_name], "history")["layout"]["xaxis"]
+    colorbar = db.fig(db.maxi, "slice")["data"][0]["marker"]["colorbar"]
+    for axis in (history, timeline, curves, compare, colorbar):
+        assert _is_whole_number_axis(axis), axis
+    assert history["title"]["text"] == "trial number"
+    assert curves["title"]["text"] == "epoch (reported step)"
+    big = db.fig(db.big_name, "history")["layout"]["xaxis"]
+    assert big["dtick"] in (200, 500)  # about 8 ticks over 3,000 trials, not 3,000
+
+
+def test_metric_names_and_direction_on_axes_and_titles(db: Studies) -> None:
+    fig = db.fig(db.maxi, "history")
+    assert fig["layout"]["yaxis"]["title"]["text"] == "accuracy (higher is better)"
+    assert "accuracy (higher is better)" in fig["layout"]["title"]["text"]
+    assert "maximize" not in json.dumps(fig)
+    assert db.fig(db.maxi, "edf")["layout"]["xaxis"]["title"]["text"] == (
+        "accuracy (higher is better)")
+    (pc,) = db.fig(db.maxi, "parallel_coordinate")["data"]
+    assert pc["dimensions"][0]["label"] == "accuracy"
+    curves = db.fig(db.maxi, "intermediate_values")["layout"]["yaxis"]["title"]["text"]
+    assert curves == "validation accuracy (higher is better)"
+    unnamed = db.fig(db.single, "history")["layout"]["yaxis"]["title"]["text"]
+    assert unnamed == "objective (lower is better)"
+
+
+def test_rank(db: Studies) -> None:
+    complete = _complete(db.single)
+    fig = db.fig(db.single, "rank")
+    assert len(fig["data"]) == 6  # pairs of the 4 most important of 5 parameters
+    colorbar = fig["layout"]["coloraxis"]["colorbar"]
+    best, worst = min(t.value for t in complete), max(t.value for t in complete)
+    assert colorbar["ticktext"][0] == f"best ({best:.4g})"
+    assert colorbar["ticktext"][-1] == f"worst ({worst:.4g})"
+    one = db.fig(db.single, "rank", x="learning_rate", y="optimizer")
+    (panel,) = one["data"]
+    assert one["layout"]["xaxis"]["type"] == "log"
+    assert one["layout"]["yaxis"]["type"] == "category"
+    assert len(panel["x"]) == len(complete)
+    by_number = {t.number: t for t in complete}
+    ranked = sorted(complete, key=lambda t: t.value)
+    for (number, _), frac in zip(panel["customdata"], panel["marker"]["color"], strict=True):
+        position = ranked.index(by_number[number])
+        assert frac == pytest.approx(position / (len(complete) - 1), abs=1e-3)
+        assert panel["x"][[n for n, _ in panel["customdata"]].index(number)] == pytest.approx(
+            by_number[number].params["learning_rate"], rel=1e-4)
+    scale = fig["layout"]["coloraxis"]["colorscale"]
+    assert isinstance(scale, list) and scale[0] == [0.0, "#313695"]  # plotly.js names no RdYlBu
+    ints = db.fig(db.single, "rank", x="hidden_units", y="dropout")["layout"]["xaxis"]
+    assert _is_whole_number_axis(ints) and ints["title"]["text"] == "hidden_units"
+    maxi = db.fig(db.maxi, "rank", x="learning_rate", y="dropout")
+    best_max = max(t.value for t in _complete(db.maxi))
+    assert maxi["layout"]["coloraxis"]["colorbar"]["ticktext"][0] == f"best ({best_max:.4g})"
+    for bad in ({"x": "nope"}, {"x": "dropout", "y": "dropout"}):
+        with pytest.raises(PlotError) as err:
+            study_figure(db.engine, db.single.study_name, "rank", bad)
+        assert err.value.status == 422
+    big = study_figure(db.engine, db.big_name, "rank")
+    assert "showing 1,500 of" in _notes(big)
+    assert all(len(t["x"]) <= 1500 for t in big["data"])

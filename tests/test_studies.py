@@ -29,7 +29,16 @@ def test_create_stores_spec_and_optuna_study(migrated: Settings) -> None:
     assert info.state == "created" and info.spec == spec and info.n_trials == 4
     loaded = optuna.load_study(study_name="s1", storage=migrated.database_url)
     assert loaded.user_attrs["hpo_spec"]["name"] == "s1"
+    assert loaded.metric_names == ["rmse"]  # what optuna-dashboard and trials_dataframe show
     assert get_study(db.get_engine(migrated), "s1") == info
+
+
+def test_every_objective_is_named_in_optuna(migrated: Settings) -> None:
+    task = {**tiny_spec()["task"], "metric": ["rmse", "n_params"]}
+    create_study(migrated, parse_spec(tiny_spec("two", task=task, sampler={"type": "nsga2"})))
+    loaded = optuna.load_study(study_name="two", storage=migrated.database_url)
+    assert loaded.metric_names == ["rmse", "n_params"]
+    assert [d.name for d in loaded.directions] == ["MINIMIZE", "MINIMIZE"]
 
 
 def test_duplicate_name_is_refused(migrated: Settings) -> None:

@@ -75,6 +75,13 @@ def test_plot_kinds_match_the_plots_module() -> None:
     assert _js_list(source, "COMPARE_KINDS") == list(COMPARE_KINDS)
 
 
+def test_image_formats_match_the_export_module() -> None:
+    from hpo_service.plots import IMAGE_FORMATS
+
+    source = (JS_DIR / "plots.js").read_text(encoding="utf-8")
+    assert _js_list(source, "IMAGE_FORMATS") == list(IMAGE_FORMATS)
+
+
 def test_form_fields_name_spec_paths() -> None:
     """Each create-form field's data-path is a real spec field, so the API's messages land."""
     from pydantic import BaseModel

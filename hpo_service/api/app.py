@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from hpo_service import __version__
 from hpo_service.api.auth import TokenMiddleware, document_security
+from hpo_service.api.docs import mount_docs
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
 from hpo_service.api.metrics import MetricsMiddleware, build_registry
@@ -135,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=_lifespan(settings, supervisor),
+        docs_url=None,  # FastAPI's pages load from a CDN: ours are in api/docs.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.supervisor = supervisor
@@ -143,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     for module in (studies, trials, workers, datasets, best, plots, notes, artifacts):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    mount_docs(app)
     _mount_dashboard(app)
     _add_middleware(app, settings)
     _custom_openapi(app, settings)

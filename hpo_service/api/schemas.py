@@ -132,7 +132,10 @@ class TrialDetail(TrialOut):
     retries: int
     worker: WorkerBrief | None
     has_model: bool = Field(description="Saved weights exist, so /predict can use this trial.")
-    user_attrs: dict[str, Any] = Field(description="Other user attributes, as stored.")
+    user_attrs: dict[str, Any] = Field(
+        description="Other attributes: Optuna user attributes of the trial (small scalars) and "
+        "list- or dict-valued ones kept in the service's trial data."
+    )
 
 
 class BestOut(BaseModel):

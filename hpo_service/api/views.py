@@ -8,9 +8,10 @@ Studies: ``studies.summarize`` plus progress, elapsed time and an ETA. The ETA i
 trials left, capped by the study's timeout. It is only given while the study runs: a paused study
 has no pace, a finished one has nothing left.
 
-Trials: the detail joins what Optuna stores (values, params, per-epoch intermediate values, the user
-attributes the objective writes once per trial) with the service's run record (which worker ran
-it, why it failed), so one request answers "what happened to trial 17".
+Trials: the detail joins what Optuna stores (values, params, per-epoch intermediate values, the
+small user attributes the objective writes once per trial) with the service's own records (the
+curves, metrics and artifact folder in ``hpo_trial_data``; which worker ran it, why it failed),
+so one request answers "what happened to trial 17".
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from hpo_service.api import trial_queries as q
 from hpo_service.api.schemas import StepValue, StudyOut, TrialDetail, TrialOut, WorkerBrief
 from hpo_service.config import Settings
+from hpo_service.store import trial_data
 from hpo_service.store.clock import utcnow
 from hpo_service.store.models import ENDED, TrialRun, WorkerRecord
 from hpo_service.store.studies import StudyInfo, summarize
@@ -35,10 +37,7 @@ from hpo_service.store.studies import StudyInfo, summarize
 #: torch (the API process loads it only for /predict; a test keeps the two equal).
 WEIGHTS_FILE = "weights.pt"
 #: User attributes that have their own field in TrialDetail (the rest go to ``user_attrs``).
-_KNOWN_ATTRS = {
-    "curves", "best_epoch", "stop_reason", "n_params", "best_metrics", "final_metrics",
-    "test_metrics", "artifact_dir", "fail_reason", "hpo_retries",
-}  # fmt: skip
+_KNOWN_ATTRS = {"best_epoch", "stop_reason", "n_params", "fail_reason", "hpo_retries"}
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -101,24 +100,24 @@ def _has_model(artifact_dir: Any) -> bool:
 def trial_detail(conn: sa.Connection, row: q.TrialRow) -> TrialDetail:
     base = trial_outs(conn, [row])[0]
     attrs = q.user_attrs(conn, row.trial_id)
+    data = trial_data.load(conn, row.trial_id)
     reason, worker = _run_and_worker(conn, row.trial_id)
-    metrics = {name: attrs.get(f"{name}_metrics") or {} for name in ("best", "final", "test")}
     retries = attrs.get("hpo_retries", 0)
     return TrialDetail(
         **base.model_dump(),
         intermediate_values=[
             StepValue(step=s, value=v) for s, v in q.intermediate(conn, row.trial_id)
         ],
-        curves=attrs.get("curves") or {},
-        metrics=metrics,
+        curves={name: list(values) for name, values in data.curves.items()},
+        metrics={name: data.metric_set(name) for name in trial_data.METRIC_SETS},
         best_epoch=attrs.get("best_epoch"),
         stop_reason=attrs.get("stop_reason"),
         n_params=attrs.get("n_params"),
         fail_reason=attrs.get("fail_reason") or reason,
         retries=retries if isinstance(retries, int) else 0,
         worker=worker,
-        has_model=_has_model(attrs.get("artifact_dir")),
-        user_attrs={k: v for k, v in attrs.items() if k not in _KNOWN_ATTRS},
+        has_model=_has_model(data.artifact_dir),
+        user_attrs={**{k: v for k, v in attrs.items() if k not in _KNOWN_ATTRS}, **data.extra},
     )
 
 

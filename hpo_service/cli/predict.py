@@ -43,6 +43,7 @@ def best_artifact_dir(study_name: str, trial: int | None = None) -> tuple[int, P
     """The serving trial's number and its ``artifact_dir``: the named trial, or the best one by
     the one rule of :mod:`hpo_service.store.best` (a multi-objective study needs ``--trial``)."""
     from hpo_service.store import optuna_tables as ot
+    from hpo_service.store import trial_data
     from hpo_service.store.best import NeedsChoice, serving_trial_id
     from hpo_service.store.db import get_engine
     from hpo_service.store.studies import get_study
@@ -65,7 +66,7 @@ def best_artifact_dir(study_name: str, trial: int | None = None) -> tuple[int, P
         if trial_id is None:
             raise CliError(f"study {study_name!r} has no completed trial yet")
         number = row.number if row else ot.by_ids(conn, [trial_id])[0].number
-        directory = ot.user_attrs(conn, trial_id).get("artifact_dir")
+        directory = trial_data.artifact_dir(conn, trial_id)
     if not directory:
         raise CliError(f"trial {number} of {study_name!r} has no saved artifacts")
     return number, Path(directory)

@@ -8,6 +8,7 @@ process and reused while the study's trials table is unchanged (see :mod:`.cache
     study_figure(engine, "my-study", "contour", {"x": "learning_rate", "y": "batch_size"})
     compare_figure(engine, ["tpe", "random"], "history")
     figure_html(fig, "my-study: contour")  # standalone page, plotly.js inlined
+    figure_image(fig, "png")  # PNG/SVG/PDF bytes, drawn by the installed Chromium (kaleido)
 
 Figures are plain dicts ``{"data": [...], "layout": {...}}`` (JSON-safe: no NaN, no numpy).
 """
@@ -19,20 +20,32 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hpo_service.plots import cache, compare, kinds_grid, kinds_objective, kinds_params, kinds_time
+from hpo_service.plots import (
+    cache,
+    compare,
+    kinds_grid,
+    kinds_objective,
+    kinds_params,
+    kinds_rank,
+    kinds_time,
+)
 from hpo_service.plots.data import StudyRef, find_study
 from hpo_service.plots.errors import PlotError
+from hpo_service.plots.export import IMAGE_FORMATS, IMAGE_TYPES, figure_image
 from hpo_service.plots.figure import Figure
 from hpo_service.plots.html import figure_html
 from hpo_service.plots.options import Request, parse_objective
 
 __all__ = [
     "COMPARE_KINDS",
+    "IMAGE_FORMATS",
+    "IMAGE_TYPES",
     "PLOT_KINDS",
     "PLOT_PARAMS",
     "PlotError",
     "compare_figure",
     "figure_html",
+    "figure_image",
     "study_figure",
 ]
 
@@ -42,6 +55,7 @@ _BUILDERS: dict[str, Callable[[Request], Figure]] = {
     "parallel_coordinate": kinds_params.parallel_coordinate,
     "slice": kinds_params.slice_plot,
     "contour": kinds_grid.contour,
+    "rank": kinds_rank.rank,
     "param_importances": kinds_params.param_importances,
     "edf": kinds_objective.edf,
     "timeline": kinds_time.timeline,
@@ -59,10 +73,10 @@ PLOT_KINDS: tuple[str, ...] = tuple(_BUILDERS)
 #: Plot kinds for several studies at once.
 COMPARE_KINDS: tuple[str, ...] = tuple(_COMPARE)
 #: ``params`` keys each kind accepts (anything else is a 422). ``objective``: objective index
-#: of a multi-objective study; contour ``x``/``y``: parameter names; pareto_front ``x``/``y``:
-#: objective indices to put on the axes.
+#: of a multi-objective study; contour and rank ``x``/``y``: parameter names; pareto_front
+#: ``x``/``y``: objective indices to put on the axes.
 PLOT_PARAMS: dict[str, tuple[str, ...]] = {
-    kind: ("objective", "x", "y") if kind in ("contour", "pareto_front") else ("objective",)
+    kind: ("objective", "x", "y") if kind in ("contour", "rank", "pareto_front") else ("objective",)
     for kind in PLOT_KINDS
 }
 MAX_COMPARE = 12
@@ -106,7 +120,10 @@ def study_figure(
 
 
 def compare_figure(engine: sa.Engine, study_names: list[str], kind: str) -> dict[str, Any]:
-    """Several studies on one figure of ``kind`` (see ``COMPARE_KINDS``), objective 0 each."""
+    """Several studies on one figure of ``kind`` (see ``COMPARE_KINDS``), objective 0 each.
+
+    Raises PlotError 422 when the studies' first objectives differ in metric or direction.
+    """
     _check_kind(kind, COMPARE_KINDS, "compare")
     names = list(dict.fromkeys(n for n in study_names if n))
     if not names:

@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 
 from hpo_service.plots.data import Param
+from hpo_service.plots.labels import integer_ticks
+
+#: Tick settings that only make sense on a numeric axis (dropped when an axis becomes categories).
+_NUMERIC_TICKS = ("tickmode", "tick0", "dtick", "tickformat")
 
 
 def _numeric_order(param: Param) -> list[int]:
@@ -26,6 +30,8 @@ def axis_for(param: Param) -> dict[str, Any]:
         axis["categoryarray"] = [param.labels[i] for i in _numeric_order(param)]
     elif param.log:
         axis["type"] = "log"
+    elif param.kind == "int":  # num_layers 1..3: no 1.5 or 2.5 ticks
+        axis.update(integer_ticks(param.low, param.high))
     return axis
 
 
@@ -60,6 +66,7 @@ def make_bins(param: Param, values: np.ndarray, max_bins: int) -> Bins:
     distinct = np.unique(values[has])
     if param.kind == "int" and (param.high - param.low) / (param.step or 1) < max_bins:
         index[has] = np.searchsorted(distinct, values[has])
+        axis = {k: v for k, v in axis.items() if k not in _NUMERIC_TICKS}
         axis["type"] = "category"
         return Bins(index, distinct.size, [str(int(v)) for v in distinct], None, axis)
     log = param.log and lo > 0

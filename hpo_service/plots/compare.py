@@ -1,4 +1,9 @@
-"""Several studies on one chart: best-so-far against trial number and wall time, and EDFs."""
+"""Several studies on one chart: best-so-far against trial number and wall time, and EDFs.
+
+Studies are compared on their first objective, and only when they share its metric and
+direction: RMSE (lower is better) and accuracy (higher is better) on one axis would mislead, so
+such a request is refused (422) with a reason naming each study's metric, rather than drawn.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,27 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from hpo_service.plots import data
+from hpo_service.plots import data, labels
+from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import Figure, add_note, base_layout, color, empty_figure, nums
 from hpo_service.plots.kinds_objective import best_so_far, edf_trace, edf_xy
 
 
+def check_comparable(studies: list[data.StudyRef]) -> None:
+    """Refuse studies whose first objectives differ in metric or direction (see the module)."""
+    kinds = {(s.metric(0), s.directions[0]) for s in studies}
+    if len(kinds) > 1:
+        each = ", ".join(
+            f"{s.name}: {labels.value_label(s.metric(0), s.directions[0])}" for s in studies
+        )
+        raise PlotError(
+            f"studies: cannot compare studies that optimise different metrics or directions "
+            f"({each}); compare studies with the same metric and direction"
+        )
+
+
 def _completed(conn: sa.Connection, study: data.StudyRef) -> tuple[data.Objective, np.ndarray]:
-    """Objective 0 and, per trial, hours from the study's first trial start to its completion."""
+    """Objective 0 and, per trial, seconds from the study's first trial start to its completion."""
     obj = data.read_objective(conn, study, 0)
     times = data.read_times(conn, study)
     if times.start.size == 0 or np.isnan(times.start).all():
@@ -23,11 +42,13 @@ def _completed(conn: sa.Connection, study: data.StudyRef) -> tuple[data.Objectiv
     idx = np.clip(
         np.searchsorted(times.trial_ids[sorter], obj.trial_ids), 0, max(times.trial_ids.size - 1, 0)
     )
-    hours = (times.complete[sorter][idx] - origin) / 3600.0
-    return obj, hours
+    return obj, times.complete[sorter][idx] - origin
 
 
-def _history_traces(i: int, name: str, obj: data.Objective, hours: np.ndarray) -> list:
+def _history_traces(
+    i: int, name: str, obj: data.Objective, elapsed: np.ndarray, unit: str
+) -> list[dict[str, Any]]:
+    """The best-so-far step line against trial number and against ``elapsed`` (in ``unit``)."""
     bx, by = best_so_far(obj.numbers, obj.values, obj.minimize)
     traces: list[dict[str, Any]] = [
         {
@@ -41,10 +62,10 @@ def _history_traces(i: int, name: str, obj: data.Objective, hours: np.ndarray) -
             "hovertemplate": f"{name}<br>trial %{{x}}: best %{{y}}<extra></extra>",
         }
     ]
-    timed = np.isfinite(hours)
+    timed = np.isfinite(elapsed)
     if timed.any():
-        order = np.argsort(hours[timed], kind="stable")
-        tx, ty = best_so_far(hours[timed][order], obj.values[timed][order], obj.minimize)
+        order = np.argsort(elapsed[timed], kind="stable")
+        tx, ty = best_so_far(elapsed[timed][order], obj.values[timed][order], obj.minimize)
         traces.append(
             {
                 "type": "scatter",
@@ -57,42 +78,51 @@ def _history_traces(i: int, name: str, obj: data.Objective, hours: np.ndarray) -
                 "xaxis": "x2",
                 "yaxis": "y2",
                 "line": {"shape": "hv", "color": color(i)},
-                "hovertemplate": f"{name}<br>%{{x}} h: best %{{y}}<extra></extra>",
+                "hovertemplate": f"{name}<br>%{{x}} {unit}: best %{{y}}<extra></extra>",
             }
         )
     return traces
 
 
 def compare_history(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure:
-    title = "Best so far: " + " vs ".join(s.name for s in studies)
+    title = f"Best {labels.display(studies[0].metric(0))} so far: " + " vs ".join(
+        s.name for s in studies
+    )
+    check_comparable(studies)
+    read = [_completed(conn, study) for study in studies]
+    spans = [float(np.nanmax(t)) for obj, t in read if len(obj) and np.isfinite(t).any()]
+    divisor, unit = labels.time_unit(max(spans, default=0.0))
     traces: list[dict[str, Any]] = []
-    for i, study in enumerate(studies):
-        obj, hours = _completed(conn, study)
+    numbers: list[np.ndarray] = []
+    for i, (study, (obj, elapsed)) in enumerate(zip(studies, read, strict=True)):
         if len(obj):
-            traces += _history_traces(i, study.name, obj, hours)
+            traces += _history_traces(i, study.name, obj, elapsed / divisor, unit)
+            numbers.append(obj.numbers)
     if not traces:
         return empty_figure(title)
+    metric = labels.value_label(studies[0].metric(0), studies[0].directions[0])
     layout = base_layout(
         title,
         height=460,
-        xaxis={"domain": [0, 0.47], "title": {"text": "trial number"}, "anchor": "y"},
-        yaxis={"title": {"text": "best objective so far"}, "anchor": "x"},
+        xaxis={**labels.trial_axis(np.concatenate(numbers)), "domain": [0, 0.47], "anchor": "y"},
+        yaxis={"title": {"text": f"best so far: {metric}"}, "anchor": "x"},
         xaxis2={
             "domain": [0.53, 1],
-            "title": {"text": "wall time since first trial (hours)"},
+            "title": {"text": f"wall time since first trial ({unit})"},
             "anchor": "y2",
         },
         yaxis2={"anchor": "x2", "matches": "y", "showticklabels": False},
+        meta={"time_unit": unit},
     )
-    fig = {"data": traces, "layout": layout}
-    dirs = {s.directions[0] for s in studies}
-    if len(dirs) > 1:
-        add_note(fig, "note: the studies do not share a direction (minimize vs maximize)")
-    return fig
+    return {"data": traces, "layout": layout}
 
 
 def compare_edf(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure:
-    title = "Objective distribution: " + " vs ".join(s.name for s in studies)
+    check_comparable(studies)
+    metric = labels.value_label(studies[0].metric(0), studies[0].directions[0])
+    title = f"Distribution of {labels.display(studies[0].metric(0))}: " + " vs ".join(
+        s.name for s in studies
+    )
     traces = []
     thinned = False
     for i, study in enumerate(studies):
@@ -104,7 +134,7 @@ def compare_edf(conn: sa.Connection, studies: list[data.StudyRef]) -> Figure:
         return empty_figure(title)
     layout = base_layout(
         title,
-        xaxis={"title": {"text": "objective"}},
+        xaxis={"title": {"text": metric}},
         yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]},
     )
     fig = {"data": traces, "layout": layout}

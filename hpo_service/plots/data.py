@@ -20,6 +20,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from hpo_service.plots import labels
 from hpo_service.plots.errors import PlotError
 from hpo_service.store import optuna_tables as ot
 from hpo_service.store.optuna_tables import TrialTimes
@@ -30,6 +31,11 @@ class StudyRef:
     study_id: int
     name: str
     directions: tuple[str, ...]  # "minimize" / "maximize", one per objective
+    metrics: tuple[str, ...] | None = None  # metric name per objective, None when unnamed
+
+    def metric(self, objective: int = 0) -> str:
+        """The metric's stored name ("rmse"), or "objective" / "objective k" when unnamed."""
+        return labels.metric_name(self.metrics, objective)
 
 
 @dataclass
@@ -40,7 +46,12 @@ class Objective:
     numbers: np.ndarray
     values: np.ndarray
     direction: str
-    label: str
+    label: str  # the metric's display name, e.g. "RMSE", "accuracy", "objective"
+
+    @property
+    def axis_title(self) -> str:
+        """E.g. "RMSE (lower is better)"."""
+        return f"{self.label} ({labels.better(self.direction)})"
 
     @property
     def minimize(self) -> bool:
@@ -88,19 +99,23 @@ def find_study(conn: sa.Connection, name: str) -> StudyRef:
     sid = ot.study_id(conn, name)
     if sid is None:
         raise PlotError(f"study {name!r} not found", 404)
-    return StudyRef(sid, name, ot.directions(conn, sid) or ("minimize",))
+    directions = ot.directions(conn, sid) or ("minimize",)
+    # Set on every study the service creates (older ones by migration 0004); Optuna's own
+    # studies may have none, and then the plots say "objective".
+    names = ot.metric_names(conn, sid)
+    metrics = tuple(names) if names and len(names) == len(directions) else None
+    return StudyRef(sid, name, directions, metrics)
 
 
 def read_objective(conn: sa.Connection, study: StudyRef, objective: int = 0) -> Objective:
     cols = ot.complete_values(conn, study.study_id, objective)
     keep = np.isfinite(cols.values)
-    label = "objective" if len(study.directions) == 1 else f"objective {objective}"
     return Objective(
         cols.trial_ids[keep],
         cols.numbers[keep],
         cols.values[keep],
         study.directions[objective],
-        label,
+        labels.display(study.metric(objective)),
     )
 
 

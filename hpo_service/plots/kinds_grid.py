@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_service.plots import data
+from hpo_service.plots import data, labels
 from hpo_service.plots.binning import Bins, labels_of, make_bins
 from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import (
@@ -80,7 +80,7 @@ def _surface(
         "x": bx.centers if numeric or bx.edges is None else nums(bx.edges),
         "y": by.centers if numeric or by.edges is None else nums(by.edges),
         "customdata": counts.tolist(),
-        "colorbar": {"title": {"text": f"{stat} {obj.label}"}},
+        "colorbar": {"title": {"text": f"{stat} {obj.label}<br>({labels.better(obj.direction)})"}},
         "hovertemplate": f"x=%{{x}}<br>y=%{{y}}<br>{stat}=%{{z}}<br>"
         "trials=%{customdata}<extra></extra>",
         **colorscale(obj),

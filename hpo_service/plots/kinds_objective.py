@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_service.plots import data
+from hpo_service.plots import data, labels
 from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import (
     Figure,
@@ -64,8 +64,8 @@ def history(req: Request) -> Figure:
     ]
     layout = base_layout(
         title,
-        xaxis={"title": {"text": "trial number"}},
-        yaxis={"title": {"text": f"{obj.label} ({obj.direction})"}},
+        xaxis=labels.trial_axis(obj.numbers),
+        yaxis={"title": {"text": obj.axis_title}},
     )
     return {"data": traces, "layout": layout}
 
@@ -94,12 +94,12 @@ def edf_trace(values: np.ndarray, name: str, i: int) -> dict[str, Any]:
 
 def edf(req: Request) -> Figure:
     obj = data.read_objective(req.conn, req.study, req.objective)
-    title = req.title("Empirical distribution of the objective")
+    title = req.title("Empirical distribution")
     if len(obj) == 0:
         return empty_figure(title)
     layout = base_layout(
         title,
-        xaxis={"title": {"text": obj.label}},
+        xaxis={"title": {"text": obj.axis_title}},
         yaxis={"title": {"text": "fraction of trials ≤ x"}, "range": [0, 1.02]},
     )
     fig = {"data": [edf_trace(obj.values, obj.label, 0)], "layout": layout}
@@ -110,7 +110,7 @@ def edf(req: Request) -> Figure:
 
 def optimizer_comparison(req: Request) -> Figure:
     obj = data.read_objective(req.conn, req.study, req.objective)
-    title = req.title("Objective by optimizer")
+    title = req.title("By optimizer")
     params = data.read_params(req.conn, req.study, obj.trial_ids, ["optimizer"])
     if len(obj) == 0 and not params:
         return empty_figure(title)
@@ -132,7 +132,7 @@ def optimizer_comparison(req: Request) -> Figure:
     layout = base_layout(
         title,
         showlegend=False,
-        yaxis={"title": {"text": obj.label}},
+        yaxis={"title": {"text": obj.axis_title}},
         xaxis={
             "title": {"text": "optimizer"},
             "tickvals": list(range(present.size)),
@@ -245,15 +245,19 @@ def pareto_front(req: Request) -> Figure:
                 "hovertemplate": "trial %{customdata}<br>(%{x}, %{y})<extra></extra>",
             }
         )
-    dirs = req.study.directions
+    dirs, study = req.study.directions, req.study
     layout = base_layout(
         title,
-        xaxis={"title": {"text": f"objective {ix} ({dirs[ix]})"}},
-        yaxis={"title": {"text": f"objective {iy} ({dirs[iy]})"}},
+        xaxis={"title": {"text": labels.value_label(study.metric(ix), dirs[ix])}},
+        yaxis={"title": {"text": labels.value_label(study.metric(iy), dirs[iy])}},
     )
     fig = {"data": traces, "layout": layout}
     if k > 2:
-        add_note(fig, f"Pareto front over all {k} objectives, drawn on objectives {ix} and {iy}")
+        add_note(
+            fig,
+            f"Pareto front over all {k} objectives, drawn on "
+            f"{labels.display(study.metric(ix))} and {labels.display(study.metric(iy))}",
+        )
     if picked.size < others.size:
         add_note(
             fig,

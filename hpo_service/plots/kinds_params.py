@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_service.plots import data
+from hpo_service.plots import data, labels
 from hpo_service.plots.binning import axis_for, labels_of
 from hpo_service.plots.errors import PlotError
 from hpo_service.plots.figure import (
@@ -24,6 +24,7 @@ from hpo_service.plots.figure import (
 from hpo_service.plots.importance import ped_anova
 from hpo_service.plots.options import Request
 
+MAX_INT_TICKS = 20  # integer parameters with at most this range get one tick per value
 MAX_LINES = 1000
 TOP_LINES = 250
 MAX_SLICE_POINTS = 1500
@@ -88,6 +89,9 @@ def _dimension(param: data.Param, values: np.ndarray) -> dict[str, Any]:
         dim["label"] = f"{param.name} (log)"
     else:
         dim["values"] = nums(values, 5)
+        if param.kind == "int" and param.high - param.low <= MAX_INT_TICKS:
+            step = int(param.step or 1)  # num_layers 1..3: ticks 1, 2, 3, never 1.5
+            dim["tickvals"] = list(range(int(param.low), int(param.high) + 1, step))
     return dim
 
 
@@ -109,7 +113,7 @@ def parallel_coordinate(req: Request) -> Figure:
         "line": {
             "color": nums(obj.values[pick]),
             "showscale": True,
-            "colorbar": {"title": {"text": obj.label}},
+            "colorbar": {"title": {"text": obj.axis_title}},
             **colorscale(obj),
         },
     }
@@ -132,6 +136,7 @@ def slice_plot(req: Request) -> Figure:
         return empty_figure(title)
     pick = sample_indices(obj.loss, MAX_SLICE_POINTS, TOP_SLICE_POINTS)
     cols = min(3, len(params))
+    trial_ticks = labels.integer_ticks(float(obj.numbers.min()), float(obj.numbers.max()))
     domains = grid_domains(len(params), cols)
     layout = base_layout(title, showlegend=False, height=max(400, 320 * -(-len(params) // cols)))
     traces = []
@@ -157,7 +162,7 @@ def slice_plot(req: Request) -> Figure:
                     "color": ints(obj.numbers[has]),
                     "colorscale": "Viridis",
                     "showscale": i == 0,
-                    "colorbar": {"title": {"text": "trial"}},
+                    "colorbar": {"title": {"text": "trial"}, **trial_ticks},
                 },
             }
         )
@@ -165,7 +170,7 @@ def slice_plot(req: Request) -> Figure:
         layout[f"yaxis{sfx}"] = {
             "domain": yd,
             "anchor": f"x{sfx}",
-            "title": {"text": obj.label if i % cols == 0 else ""},
+            "title": {"text": obj.axis_title if i % cols == 0 else ""},
         }
     fig = {"data": traces, "layout": layout}
     if pick.size < len(obj):

@@ -19,6 +19,7 @@ from hpo_service.plots.figure import (
     sample_indices,
     shown_note,
 )
+from hpo_service.plots.labels import trial_axis, value_label
 from hpo_service.plots.options import Request
 
 MAX_TIMELINE = 20_000
@@ -72,7 +73,7 @@ def timeline(req: Request) -> Figure:
     layout = base_layout(
         title,
         xaxis={"type": "date", "title": {"text": "time (UTC)"}},
-        yaxis={"title": {"text": "trial number"}},
+        yaxis=trial_axis(t.numbers[rows]),
     )
     fig = {"data": traces, "layout": layout}
     if rows.size < started.sum():
@@ -111,10 +112,11 @@ def intermediate_values(req: Request) -> Figure:
     picked = sample_indices(loss, MAX_CURVES, TOP_CURVES)
     traces = _curves(row, steps, values, picked, group_of_trial, labels)
     traces += _bands(group_of_trial[row], steps, values, labels)  # drawn on top
+    metric = value_label(req.study.metric(0), req.study.directions[0])
     layout = base_layout(
         title,
-        xaxis={"title": {"text": "step (epoch)"}},
-        yaxis={"title": {"text": "intermediate value"}},
+        xaxis=trial_axis(steps, "epoch (reported step)"),
+        yaxis={"title": {"text": f"validation {metric}"}},
     )
     fig = {"data": traces, "layout": layout}
     note = "lines: median per optimizer, band: 25-75% of the trials reaching each step"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from hpo_service.plots import labels
 from hpo_service.plots.data import StudyRef
 from hpo_service.plots.errors import PlotError
 
@@ -18,9 +19,21 @@ class Request:
     x: str | None = None
     y: str | None = None
 
+    @property
+    def metric(self) -> str:
+        """The chosen objective's display name, e.g. "RMSE" or "accuracy"."""
+        return labels.display(self.study.metric(self.objective))
+
+    @property
+    def direction(self) -> str:
+        return self.study.directions[self.objective]
+
     def title(self, what: str) -> str:
-        suffix = f" (objective {self.objective})" if len(self.study.directions) > 1 else ""
-        return f"{what}{suffix} — {self.study.name}"
+        """E.g. "Optimization history: accuracy (higher is better) — my-study"."""
+        return (
+            f"{what}: {labels.value_label(self.study.metric(self.objective), self.direction)}"
+            f" — {self.study.name}"
+        )
 
 
 def parse_objective(raw: str | None, study: StudyRef) -> int:

@@ -1,8 +1,10 @@
 """Spec + Optuna trial -> one training run: the only place where Optuna meets the trainer.
 
-The trainer reports each epoch; here that becomes ``trial.report`` and a pruning decision. The
-curves, metrics and artifact folder are stored on the trial (user attributes) once, at the end,
-so a trial costs a handful of writes rather than one per metric per epoch.
+The trainer reports each epoch; here that becomes ``trial.report`` and a pruning decision. What
+the trial leaves is written once, at the end, so a trial costs a handful of writes rather than
+one per metric per epoch: a few small scalars as Optuna user attributes (stop reason, best
+epoch, parameter count) and the curves, metrics and artifact folder in the service's
+``hpo_trial_data`` table (:mod:`hpo_service.store.trial_data` says why).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import torch
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
 from hpo_service.data.sources import DataRoots
-from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.spec import StudySpec
 from hpo_service.spec.sampling import suggest_params
+from hpo_service.store import trial_data
+from hpo_service.store.db import get_engine
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 
@@ -64,23 +67,28 @@ def _curves(result: TrainResult) -> dict[str, list[float]]:
     }
 
 
-def store_result(trial: optuna.Trial, result: TrainResult, artifact_dir: Path | None) -> None:
+def store_result(
+    settings: Settings, spec: StudySpec, trial: optuna.Trial, result: TrainResult,
+    artifact_dir: Path | None,
+) -> None:  # fmt: skip
+    """The trial's results: bulky data in the service's table, small scalars on Optuna's trial."""
+    metrics = {"best": result.best, "final": result.final}
+    data = trial_data.TrialData(
+        curves=_curves(result),
+        metrics={
+            **{name: epoch.metrics for name, epoch in metrics.items() if epoch is not None},
+            "test": result.test_metrics or {},
+        },
+        artifact_dir=None if artifact_dir is None else str(artifact_dir),
+    )
+    trial_data.save(get_engine(settings), spec.name, trial._trial_id, trial.number, data)
     attrs: dict[str, Any] = {
-        "curves": _curves(result),
         "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch,
         "n_params": result.n_params,
     }
-    if result.best is not None:
-        attrs["best_metrics"] = finite_json(result.best.metrics)
-    if result.final is not None:
-        attrs["final_metrics"] = finite_json(result.final.metrics)
-    if result.test_metrics:
-        attrs["test_metrics"] = finite_json(result.test_metrics)
-    if artifact_dir is not None:
-        attrs["artifact_dir"] = str(artifact_dir)
     if result.reason_detail:
-        attrs["fail_reason"] = result.reason_detail
+        attrs["fail_reason"] = result.reason_detail[: trial_data.MAX_SMALL_CHARS]
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
@@ -144,7 +152,7 @@ def run_trial(
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         save_artifacts(result, data, config, artifact_dir)
-    retry(lambda: store_result(trial, result, artifact_dir))
+    retry(lambda: store_result(settings, spec, trial, result, artifact_dir))
     if result.stop_reason == "diverged":
         raise TrialFailed(result.reason_detail or "the loss diverged")
     if result.stop_reason == "pruned":

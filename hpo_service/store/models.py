@@ -209,3 +209,24 @@ class NoteRecord(Base):
     trial_number: Mapped[int] = mapped_column(Integer, nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class TrialDataRecord(Base):
+    """A trained trial's bulky results: per-epoch curves, the metrics at the best and final epoch
+    and on the test split, the artifact folder and any other JSON-valued attribute. Kept here,
+    keyed by Optuna's trial id, so that Optuna's ``trial_user_attributes`` hold only small
+    scalars and optuna-dashboard and ``study.trials_dataframe()`` stay readable (see
+    :mod:`hpo_service.store.trial_data`); deleted with the study."""
+
+    __tablename__ = "hpo_trial_data"
+    __table_args__ = (Index("ix_hpo_trial_data_study", "study_id", "trial_number"),)
+
+    trial_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False
+    )
+    trial_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    curves: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    artifact_dir: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)

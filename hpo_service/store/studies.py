@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,17 @@ def create_study(settings: Settings, spec: StudySpec, *, start: bool = False) ->
     except IntegrityError:
         raise StudyExists(f"a study named {spec.name!r} already exists") from None
     try:
-        optuna.create_study(
+        study = optuna.create_study(
             storage=get_storage(settings),
             study_name=spec.name,
             directions=spec.directions,  # type: ignore[arg-type]
-        ).set_user_attr("hpo_spec", spec_to_dict(spec))
+        )
+        # Named for Optuna's own tools (optuna-dashboard, trials_dataframe, its plots), which
+        # otherwise say "Objective 0"; studies from before 0004_trial_data got them there.
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(spec.task.metrics)
+        study.set_user_attr("hpo_spec", spec_to_dict(spec))
     except optuna.exceptions.DuplicatedStudyError:
         with session_scope(engine) as session:
             session.execute(delete(StudyRecord).where(StudyRecord.id == record.id))

@@ -19,6 +19,7 @@ from hpo_service.api.deps import EngineDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.views import WEIGHTS_FILE, trial_detail
+from hpo_service.store import trial_data
 from hpo_service.store.best import NeedsChoice, best_trial_ids, serving_trial_id
 from hpo_service.store.studies import StudyInfo, get_study
 
@@ -92,7 +93,7 @@ def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
     info = get_study(engine, name)
     with engine.connect() as conn:
         row = _pick(conn, info, body.trial)
-        artifact_dir = q.user_attrs(conn, row.trial_id).get("artifact_dir")
+        artifact_dir = trial_data.artifact_dir(conn, row.trial_id)
     predictor = predictor_for(artifact_dir, row.number)
     try:
         predictions = predictor.predict(body.inputs)

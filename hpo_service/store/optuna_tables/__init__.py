@@ -3,12 +3,14 @@
 Everything else in the service reads studies and trials through these functions (or through
 Optuna's own storage API); nothing else names an Optuna table in a query. The schema and how
 Optuna encodes states, values and params are described once, in :mod:`.schema`; a test pins them
-to the installed Optuna. The readers come in three groups:
+to the installed Optuna. The functions come in four groups:
 
 - :mod:`.queries`: a study's id and directions, trial counts by state, orphaned RUNNING trials,
   the per-study watermark (the API's polling cursor).
 - :mod:`.trials`: trial rows a page or a few ids at a time, with values, params, user attributes
   and intermediate values (the API's trial lists, details, CSV export and best trials).
+- :mod:`.upkeep`: metric names, and the one-time move of bulky user attributes (migration
+  ``0004_trial_data``), the only SQL that writes Optuna's tables.
 - :mod:`.arrays`: whole-study columns as numpy arrays through a raw DBAPI cursor, and the
   studies' change marks that tell whether a cached figure is current (plots).
 """
@@ -55,8 +57,10 @@ from hpo_service.store.optuna_tables.trials import (
     param_names,
     params_for,
     user_attrs,
+    user_attrs_for,
     values_for,
 )
+from hpo_service.store.optuna_tables.upkeep import delete_user_attrs, metric_names, set_metric_names
 
 __all__ = [
     "FINISHED_STATES",
@@ -81,18 +85,22 @@ __all__ = [
     "counts_by_state",
     "counts_by_study_and_state",
     "decode_value",
+    "delete_user_attrs",
     "directions",
     "distribution",
     "intermediate",
     "intermediate_columns",
+    "metric_names",
     "orphan_trials",
     "page",
     "param_columns",
     "param_names",
     "params_for",
+    "set_metric_names",
     "study_id",
     "trial_times",
     "user_attrs",
+    "user_attrs_for",
     "values_for",
     "watermark",
 ]

@@ -42,6 +42,8 @@ FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 VALUE_TYPES = ("FINITE", "INF_POS", "INF_NEG")
 INTERMEDIATE_VALUE_TYPES = ("FINITE", "INF_POS", "INF_NEG", "NAN")
 DIRECTIONS = ("NOT_SET", "MINIMIZE", "MAXIMIZE")
+#: The study system attribute where ``Study.set_metric_names`` keeps the names (Optuna 5).
+METRIC_NAMES_KEY = "study:metric_names"
 
 
 def _enum(names: tuple[str, ...], type_name: str) -> sa.Enum:
@@ -70,6 +72,13 @@ STUDY_DIRECTIONS = sa.Table(
     sa.Column("study_id", sa.Integer),
     sa.Column("objective", sa.Integer),
     sa.Column("direction", DIRECTION),
+)
+STUDY_SYSTEM_ATTRIBUTES = sa.Table(
+    "study_system_attributes",
+    metadata,
+    sa.Column("study_id", sa.Integer),
+    sa.Column("key", sa.String(512)),
+    sa.Column("value_json", sa.Text),
 )
 TRIALS = sa.Table(
     "trials",

@@ -183,6 +183,18 @@ def user_attrs(conn: sa.Connection, trial_id: int) -> dict[str, Any]:
     return {str(key): decode_attr(value) for key, value in rows}
 
 
+def user_attrs_for(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """User attributes per trial id, parsed (trials without any are absent)."""
+    if not ids:
+        return {}
+    a = TRIAL_USER_ATTRIBUTES.c
+    query = sa.select(a.trial_id, a.key, a.value_json).where(a.trial_id.in_(ids))
+    found: dict[int, dict[str, Any]] = {}
+    for trial_id, key, value in conn.execute(query):
+        found.setdefault(int(trial_id), {})[str(key)] = decode_attr(value)
+    return found
+
+
 def intermediate(conn: sa.Connection, trial_id: int) -> list[tuple[int, float | None]]:
     """(step, value) of a trial's reports by step; None where the value was not finite."""
     i = TRIAL_INTERMEDIATE_VALUES.c

@@ -1,7 +1,7 @@
 // plotly.js is loaded on first use from the installed plotly package (served by the app at
 // /vendor/plotly.min.js: no CDN, works offline), so pages without plots stay light.
 
-import { api } from "./api.js";
+import { api, download } from "./api.js";
 import { h, fill } from "./util.js";
 
 export const PLOTLY_URL = "/vendor/plotly.min.js";
@@ -13,6 +13,7 @@ export const PLOT_KINDS = [
   "parallel_coordinate",
   "slice",
   "contour",
+  "rank",
   "param_importances",
   "edf",
   "timeline",
@@ -30,6 +31,7 @@ export const KIND_LABELS = {
   parallel_coordinate: "Parallel coordinates",
   slice: "Slice",
   contour: "Contour",
+  rank: "Rank",
   param_importances: "Importances",
   edf: "EDF",
   timeline: "Timeline",
@@ -118,4 +120,36 @@ export async function showPlot(el, path, query, key = path, prefetched = null) {
   } finally {
     if (el.plotSeq === seq) el.classList.remove("loading");
   }
+}
+
+/** Image formats the plot routes export (hpo_service.plots.IMAGE_FORMATS). */
+export const IMAGE_FORMATS = ["png", "svg", "pdf"];
+
+/**
+ * "Download PNG / SVG / PDF" for a plot: the server draws the image (?format=...) and it is
+ * saved with the token (a plain link would not carry it). `current()` returns the plot's
+ * {path, query, stem} at the moment of the click, so tabs and options are followed.
+ */
+export function imageDownloads(current) {
+  const message = h("span", { class: "form-message inline-message", role: "status" });
+  const save = async (fmt, button) => {
+    const { path, query, stem } = current();
+    const filename = `${stem}.${fmt}`;
+    button.disabled = true;
+    fill(message, h("span", { class: "muted" }, `Drawing ${filename}…`));
+    try {
+      const size = await download(path, filename, { ...(query || {}), format: fmt });
+      fill(message, h("span", { class: "muted" }, `Saved ${filename} (${Math.max(1, Math.round(size / 1024))} kB)`));
+    } catch (error) {
+      fill(message, h("span", { class: "error" }, ...(error.messages || [String(error.message || error)])));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const buttons = IMAGE_FORMATS.map((fmt) => {
+    const button = h("button", { type: "button", class: "secondary small", "data-action": `download-${fmt}`,
+      title: `Download this plot as ${fmt.toUpperCase()}`, onclick: () => save(fmt, button) }, fmt.toUpperCase());
+    return button;
+  });
+  return h("div", { class: "plot-downloads toolbar" }, h("span", { class: "muted small" }, "Download"), ...buttons, message);
 }

@@ -2,7 +2,7 @@
 // for each comparison kind. The selection lives in the URL (#/compare?studies=a,b) so it can be shared.
 
 import { api, itemsOf, normStudy } from "../api.js";
-import { COMPARE_KINDS, KIND_LABELS, loadPlotly, purge, showPlot } from "../plots.js";
+import { COMPARE_KINDS, KIND_LABELS, imageDownloads, loadPlotly, purge, showPlot } from "../plots.js";
 import { badge, fill, fmtNumber, h } from "../util.js";
 
 const MAX = 12;
@@ -43,7 +43,7 @@ export async function render(root, { query }, scope) {
   const plotsSection = h("section", { class: "card plots" });
   fill(root,
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h1", {}, "Compare studies")),
-      h("p", { class: "muted" }, "Best value so far against trial number and wall time, and the distribution of objective values (EDF), for several studies on one chart: TPE against random, pruning on against off."),
+      h("p", { class: "muted" }, "Best value so far against trial number and wall time, and the distribution of objective values (EDF), for several studies on one chart: TPE against random, pruning on against off. Studies are compared only when they optimise the same metric in the same direction."),
       form),
     plotsSection);
 
@@ -54,7 +54,8 @@ export async function render(root, { query }, scope) {
   const names = [...picked].join(",");
   const els = COMPARE_KINDS.map((kind) => h("div", { class: "plot", id: `compare-${kind}`, dataset: { kind } }));
   fill(plotsSection, h("h2", {}, `Comparing ${[...picked].join(", ")}`),
-    COMPARE_KINDS.map((kind, i) => [h("h3", {}, KIND_LABELS[kind] || kind), els[i]]));
+    COMPARE_KINDS.map((kind, i) => [h("h3", {}, KIND_LABELS[kind] || kind), els[i],
+      imageDownloads(() => ({ path: `/api/compare/plots/${kind}`, query: { studies: names }, stem: `compare-${kind}` }))]));
   scope.onCleanup(() => els.forEach(purge));
   await Promise.all(COMPARE_KINDS.map((kind, i) => showPlot(els[i], `/api/compare/plots/${kind}`, { studies: names })));
 }

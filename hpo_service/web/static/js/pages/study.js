@@ -10,7 +10,7 @@
 
 import { ApiError, api, cursorOf, itemsOf, normStudy, normTrial } from "../api.js";
 import { PAGE_SIZE, TrialTable } from "../trials.js";
-import { KIND_LABELS, PLOT_KINDS, loadPlotly, purge, showPlot } from "../plots.js";
+import { KIND_LABELS, PLOT_KINDS, imageDownloads, loadPlotly, purge, showPlot } from "../plots.js";
 import { notesCard } from "../notes.js";
 import { budgetForm, exportButton, predictCard, queueCard } from "../study-tools.js";
 import { filterBar } from "../trial-filters.js";
@@ -95,7 +95,8 @@ export async function render(root, { name, query }, scope) {
   const tabBar = h("div", { class: "tabs", role: "tablist" });
   const plotOptions = h("div", { class: "plot-options" });
   const plotEl = h("div", { class: "plot", id: "study-plot" });
-  const plots = h("section", { class: "card plots" }, h("h2", {}, "Plots"), tabBar, plotOptions, plotEl);
+  const downloads = imageDownloads(() => ({ path: `${base}/plots/${activeKind}`, query: plotQuery(), stem: `${name}-${activeKind}` }));
+  const plots = h("section", { class: "card plots" }, h("h2", {}, "Plots"), tabBar, plotOptions, plotEl, downloads);
   const tabs = {};
   for (const kind of kinds) {
     tabs[kind] = h("button", { class: "tab", role: "tab", dataset: { kind }, onclick: () => openTab(kind) }, KIND_LABELS[kind] || kind);
@@ -206,11 +207,16 @@ export async function render(root, { name, query }, scope) {
     plotOptions.hidden = !parts.length;
   }
 
-  async function refreshPlot() {
-    const kind = activeKind;
+  function plotQuery() {
     const q = {};
     if (multi) q.objective = objective;
-    if (kind === "contour" && contourX && contourY) Object.assign(q, { x: contourX, y: contourY });
+    if (activeKind === "contour" && contourX && contourY) Object.assign(q, { x: contourX, y: contourY });
+    return q;
+  }
+
+  async function refreshPlot() {
+    const kind = activeKind;
+    const q = plotQuery();
     plotStale = false;
     lastPlotAt = Date.now();
     if (plotEl.dataset.kind !== kind) {
