@@ -372,3 +372,34 @@ def test_light_mode_stays_light(browser: Browser, server: Server) -> None:  # no
     finally:
         tab.context.close()
     assert not errors, errors
+
+
+def test_a_study_without_one_complete_trial_shows_failed_not_completed(
+    page: Page,  # noqa: F811
+    server: Server,  # noqa: F811
+) -> None:
+    """Every trial fails (a lookback longer than the series): the study ends 'failed', with a
+    red badge in the list and on its page and a sentence instead of a best trial."""
+    name = "scr-failed"
+    spec = tiny_spec(name, n_trials=2)
+    spec["task"] = {**spec["task"], "lookback": 400}  # sunspots has ~300 points
+    assert server.api("POST", "/api/studies", json=spec).status_code == 201
+    started = server.api("POST", f"/api/studies/{name}/workers", json={"processes": 1})
+    assert started.status_code < 300, started.text
+    server.wait_for(f"{name} to end", lambda: server.study(name)["state"] != "running", 300)
+    summary = server.study(name)
+    assert summary["state"] == "failed" and summary["counts"]["FAIL"] == 2, summary
+    go(page, server, f"/studies/{name}")
+    page.wait_for_selector("h1 .badge.state-failed:has-text('failed')")
+    assert "ended without one complete trial" in page.inner_text("section.best")
+    go(page, server, "/")
+    row = page.locator("tr", has_text=name)
+    row.locator(".badge.state-failed").wait_for()
+    assert row.locator(".badge").inner_text() == "failed"
+    color = row.locator(".badge").evaluate("b => getComputedStyle(b).color")
+    completed = page.evaluate(
+        "() => { const b = document.createElement('span'); b.className = 'badge state-completed';"
+        " document.body.append(b); const c = getComputedStyle(b).color; b.remove(); return c; }"
+    )
+    assert color != completed  # not drawn like a completed study
+    shoot(page, "failed-study")

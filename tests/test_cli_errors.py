@@ -19,6 +19,7 @@ COMMANDS = [
     ["study", "show", "x"],
     ["study", "create", SPEC],
     ["study", "start", "x"],
+    ["study", "extend", "x", "--trials", "3"],
     ["study", "delete", "x", "--yes"],
     ["run", SPEC],
     ["worker", "--exit-when-idle"],

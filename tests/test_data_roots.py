@@ -29,7 +29,8 @@ from hpo_service.api.app import create_app
 from hpo_service.config import Settings, get_settings
 from hpo_service.data import DatasetError, load_dataset
 from hpo_service.data.sources import DataRoots
-from hpo_service.spec import TaskSpec
+from hpo_service.spec import TaskSpec, parse_spec
+from hpo_service.store.studies import create_study
 from tests.conftest import REPO_ROOT, env_for, make_settings, tiny_spec
 
 SECRET_COLUMN = "TOPSECRET_COLUMN_q7"
@@ -210,7 +211,13 @@ def test_a_worker_fails_the_trial_without_reading_or_showing_the_secret(
         for bad in ("upload:../secret", "upload:abc/def"):
             answer = api.post("/api/studies", json=stored_spec("bad-upload", bad))
             assert answer.status_code == 422 and "is not an upload id" in answer.text
-        assert "via-link" in created
+        # The intake's availability check refuses the link at once, without opening it...
+        refused = api.post("/api/studies", json=stored_spec("via-link", "link.csv"))
+        assert refused.status_code == 422 and "leads outside the data directory" in refused.text
+        assert str(roots.data_dir) not in refused.text
+        # ...and a spec stored before that check existed is still refused by the worker.
+        create_study(cfg, parse_spec(stored_spec("via-link", "link.csv")), start=True)
+        created.append("via-link")
         env = {**env_for(cfg), "HPO_ALLOW_LOCAL_PATHS": "true", "PYTHONPATH": str(REPO_ROOT)}
         env["HPO_DATA_DIR"] = str(roots.data_dir)
         worked = audited("run_workers", secret, json.dumps(created), env=env)

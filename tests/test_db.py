@@ -66,6 +66,18 @@ def test_outdated_schema_names_hpo_migrate(settings: Settings) -> None:
         db.check_schema(settings)
 
 
+def test_ensure_schema_sets_up_only_an_empty_database(settings: Settings) -> None:
+    """``hpo run``/``serve``/``worker`` on a new database need no ``hpo migrate`` first; a
+    database that has tables at an older revision still asks for it."""
+    assert db.ensure_schema(settings) is True
+    assert {"hpo_studies", "studies"} <= table_names(settings)
+    assert db.ensure_schema(settings) is False  # already there: nothing to do
+    with db.get_engine(settings).begin() as conn:
+        conn.execute(text(f"UPDATE {db.VERSION_TABLE} SET version_num = 'old'"))
+    with pytest.raises(db.SchemaOutdated, match=r"revision old.*hpo migrate"):
+        db.ensure_schema(settings)
+
+
 def test_two_concurrent_migrate_processes_both_succeed(settings: Settings, tmp_path: Path) -> None:
     env = env_for(settings)
     cmd = [sys.executable, "-m", "hpo_service", "migrate"]

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from hpo_service.api.app import create_app
 from hpo_service.config import Settings
+from hpo_service.data.sources import DataRoots
 from hpo_service.spec import SpecError, SpecLimits
 from hpo_service.store.db import get_engine
 from hpo_service.store.intake import intake_file
@@ -67,7 +68,7 @@ def test_the_cli_refuses_what_the_api_refuses(
     file = tmp_path / "bad.yaml"
     file.write_text(text)
     with pytest.raises(SpecError, match=problem):
-        intake_file(get_engine(migrated), file, SpecLimits())
+        intake_file(get_engine(migrated), file, SpecLimits(), roots=DataRoots())
     with TestClient(create_app(migrated)) as api:
         answer = api.post(
             "/api/studies", content=text, headers={"Content-Type": "application/yaml"}

@@ -163,7 +163,8 @@ def test_failures_that_do_not_count_still_cap_the_study(migrated: Settings) -> N
     assert _claim(migrated, info) is None
     with session_scope(get_engine(migrated)) as session:
         assert claims.maybe_complete(session, info.id)
-    assert study_state(migrated, info.id) == "completed"
+    # Not one trial completed: the study ends 'failed', not 'completed' at 0/2.
+    assert study_state(migrated, info.id) == "failed"
 
 
 def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Settings) -> None:
@@ -182,6 +183,7 @@ def test_deadline_stops_claims_and_completes_once_nothing_runs(migrated: Setting
     _finish(migrated, running.run_id, "complete")
     with session_scope(get_engine(migrated)) as session:
         assert claims.maybe_complete(session, info.id)
+    assert study_state(migrated, info.id) == "completed"  # one trial completed
 
 
 def test_paused_study_gives_no_claims(migrated: Settings) -> None:

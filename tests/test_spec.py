@@ -115,7 +115,10 @@ def test_bad_values_name_the_field(overrides: dict[str, Any], expected: str) -> 
 
 
 def test_unknown_key_is_called_unknown() -> None:
-    assert messages(base(budget={"n_trial": 3})) == ["budget.n_trial: unknown key"]
+    assert messages(base(budget={"n_trial": 3})) == [
+        "budget.n_trial: unknown key; did you mean 'n_trials'?"
+    ]
+    assert messages(base(budget={"zzz": 3})) == ["budget.zzz: unknown key"]  # nothing close
 
 
 def test_missing_required_fields() -> None:

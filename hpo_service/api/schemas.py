@@ -24,7 +24,10 @@ class StudyOut(BaseModel):
     """A study: its stored spec, lifecycle state, trial counts, best trial and progress."""
 
     name: str
-    state: str = Field(description="created, running, paused, completed or stopped")
+    state: str = Field(
+        description="created, running, paused, completed, failed (ended without one complete "
+        "trial) or stopped"
+    )
     direction: str
     directions: list[str]
     metrics: list[str]
@@ -65,8 +68,8 @@ class StudyPatch(BaseModel):
     n_trials: int = Field(
         ge=1,
         le=1_000_000,
-        description="New trial budget: not below the trials already used. A completed study "
-        "given more budget runs again.",
+        description="New trial budget: not below the trials already used. A completed or "
+        "failed study given more budget runs again.",
         examples=[40],
     )
 

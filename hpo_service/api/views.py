@@ -30,7 +30,7 @@ from hpo_service.api.schemas import StepValue, StudyOut, TrialDetail, TrialOut, 
 from hpo_service.config import Settings
 from hpo_service.store import trial_data
 from hpo_service.store.clock import utcnow
-from hpo_service.store.models import TrialRun, WorkerRecord
+from hpo_service.store.models import ENDED, TrialRun, WorkerRecord
 from hpo_service.store.studies import StudyInfo, summarize
 
 #: ``hpo_service.train.artifacts.WEIGHTS``, spelled out so that listing trials does not import
@@ -188,7 +188,7 @@ def _eta(info: StudyInfo, finished: int, elapsed: float | None) -> float | None:
 
 def progress_fields(info: StudyInfo, finished: int, now: datetime | None = None) -> dict[str, Any]:
     elapsed = _elapsed(info, now or utcnow())
-    done = info.state in ("completed", "stopped")
+    done = info.state in ENDED
     return {
         "progress": 1.0
         if info.state == "completed"

@@ -1,7 +1,7 @@
 """The ``hpo`` command. Each sub-module registers its commands on :data:`app`.
 
-Known errors (bad spec, unknown study, outdated schema, missing dataset) print one message and
-exit 2; they never show a traceback.
+Known errors (bad spec, unknown study, outdated schema, missing dataset) and usage errors print
+one unwrapped line and exit 2; they never show a traceback (:mod:`.help`).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 
 import typer
-
-from hpo_service.cli.common import fail, is_known_error
 
 app = typer.Typer(
     help="Hyperparameter optimisation service for LSTM/GRU models.",
@@ -21,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from hpo_service.cli import plot, predict, serve, studies, train
+    from hpo_service.cli import plot, predict, run, serve, studies, train
 
-    for module in (studies, train, predict, serve, plot):
+    for module in (studies, run, train, predict, serve, plot):
         module.register(app)
 
 
@@ -33,11 +31,7 @@ _register_all()
 def main() -> None:
     import optuna
 
+    from hpo_service.cli.help import invoke
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress output says enough
-    try:
-        app()
-    except Exception as error:
-        if not is_known_error(error):
-            raise
-        fail(str(error))
-        sys.exit(2)
+    sys.exit(invoke(app))

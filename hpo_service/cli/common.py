@@ -53,6 +53,16 @@ def settings() -> Settings:
         raise CliError("bad HPO_* setting: " + "; ".join(format_errors(error))) from None
 
 
+def fmt_value(value: Any) -> str:
+    """A metric value as every table and line of the CLI shows it (6 significant digits), so
+    ``study list`` and ``study show`` print the same number; ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def print_json(value: Any) -> None:
     """Plain JSON on stdout (no colour codes), for scripts."""
     print(json.dumps(value, indent=2, default=str))

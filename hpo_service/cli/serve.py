@@ -21,11 +21,11 @@ def serve(
     import uvicorn
 
     from hpo_service.api.app import create_app
-    from hpo_service.store.db import check_schema
+    from hpo_service.store.db import ensure_schema
 
     cfg = settings()
     logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(name)s %(message)s")
-    check_schema(cfg)
+    ensure_schema(cfg)  # an empty database is set up; an outdated one asks for `hpo migrate`
     if host not in ("127.0.0.1", "localhost", "::1") and cfg.api_token is None:
         err_console.print(
             f"[yellow]warning:[/yellow] serving on {host} without HPO_API_TOKEN: anyone who can "

@@ -30,6 +30,7 @@ from hpo_service.spec import (
     split_params,
 )
 from hpo_service.spec.limits import check_limits
+from hpo_service.spec.suggest import did_you_mean
 from hpo_service.store.db import get_engine
 from hpo_service.store.intake import intake_file
 
@@ -68,7 +69,8 @@ def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
             raise CliError(f"--param expects KEY=VALUE, got {item!r}")
         if key.strip() not in SearchSpace.model_fields:
             known = ", ".join(SearchSpace.model_fields)
-            raise CliError(f"--param {key.strip()}: unknown key; use one of {known}")
+            hint = did_you_mean(key.strip(), SearchSpace.model_fields)
+            raise CliError(f"--param {key.strip()}: unknown key{hint}; use one of {known}")
         given[key.strip()] = value
     params: dict[str, Any] = {}
     for name, entry in space:
@@ -141,7 +143,8 @@ def run_train(
 
     settings = load_settings()
     limits = settings.spec_limits(allow_local_paths=settings.allow_local_paths)
-    spec = intake_file(get_engine(settings), file, limits)
+    roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
+    spec = intake_file(get_engine(settings), file, limits, roots=None)  # loaded below
     chosen = resolve_params(spec.search_space, overrides)
     _within_limits(spec, chosen, limits)
     _check_device(device or settings.device)
@@ -156,7 +159,6 @@ def run_train(
         direction=spec.task.directions[0],
     )
     started = time.perf_counter()
-    roots = DataRoots.from_settings(settings, local_cli=True, data_dir=data_dir)
     with err.status("loading dataset"):
         data = load_dataset(task, roots, settings.cache_dir)
     sizes = f"{len(data.train)} train / {len(data.val)} validation / {len(data.test)} test"

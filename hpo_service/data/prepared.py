@@ -12,13 +12,13 @@ from typing import Any
 
 import torch
 
+from hpo_service.data.errors import DatasetError
+
 #: Index of the padding and unknown tokens in every vocabulary.
 PAD, UNK = 0, 1
 SPECIALS = ["<pad>", "<unk>"]
 
-
-class DatasetError(ValueError):
-    """A dataset cannot be found or read; the message says what to fix."""
+__all__ = ["PAD", "SPECIALS", "UNK", "DatasetError", "PreparedData", "Split"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hpo_service.data.prepared import DatasetError
+from hpo_service.data.errors import DatasetError
 from hpo_service.messages import short_names
 from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, TaskSpec
 

@@ -29,7 +29,7 @@ from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.store import counters
 from hpo_service.store.clock import db_now, utcnow
 from hpo_service.store.db import rows_changed
-from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, StudyState, TrialRun
+from hpo_service.store.models import ENDED, IN_FLIGHT, RunStatus, StudyRecord, StudyState, TrialRun
 
 
 def status_counts(session: Session, study_id: int) -> dict[str, int]:
@@ -167,9 +167,18 @@ def _in_flight(session: Session, study_id: int) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
+def _any_complete(session: Session, study_id: int) -> bool:
+    """Whether any run of the study ended COMPLETE (an index probe)."""
+    query = select(TrialRun.id).where(
+        TrialRun.study_id == study_id, TrialRun.status == RunStatus.COMPLETE
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
 def maybe_complete(session: Session, study_id: int) -> bool:
-    """Mark a running study completed once its budget or deadline is spent and nothing runs:
-    read from the study's counters, not by counting its runs."""
+    """End a running study once its budget or deadline is spent and nothing runs: read from the
+    study's counters, not by counting its runs. It ends ``completed``, or ``failed`` when not
+    one trial completed (see :class:`StudyState`)."""
     row = session.execute(
         select(
             StudyRecord.state,
@@ -186,10 +195,11 @@ def maybe_complete(session: Session, study_id: int) -> bool:
     if not (spent or _deadline_passed(row.started_at, load_stored_spec(row.spec), utcnow())):
         return False
     now = utcnow()
+    ended = StudyState.COMPLETED if _any_complete(session, study_id) else StudyState.FAILED
     changed = session.execute(
         update(StudyRecord)
         .where(StudyRecord.id == study_id, StudyRecord.state == StudyState.RUNNING)
-        .values(state=StudyState.COMPLETED, finished_at=now, updated_at=now)
+        .values(state=ended, finished_at=now, updated_at=now)
     )
     return bool(rows_changed(changed))
 
@@ -203,12 +213,12 @@ def running(session: Session, study: str | None) -> list[StudyRecord]:
 
 
 def nothing_left(session: Session, study: str | None) -> bool:
-    """When an ``--exit-when-idle`` worker may exit: the named study is completed, stopped or
-    gone; without a name, no study is running or paused. A running study whose last trials run
-    elsewhere keeps it waiting (and its reaper recovers them if their worker dies)."""
+    """When an ``--exit-when-idle`` worker may exit: the named study is completed, failed,
+    stopped or gone; without a name, no study is running or paused. A running study whose last
+    trials run elsewhere keeps it waiting (and its reaper recovers them if their worker dies)."""
     if study:
         state = session.scalar(select(StudyRecord.state).where(StudyRecord.name == study))
-        return state in (None, StudyState.COMPLETED, StudyState.STOPPED)
+        return state is None or state in ENDED
     active = session.scalar(
         select(func.count())
         .select_from(StudyRecord)

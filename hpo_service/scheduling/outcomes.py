@@ -19,6 +19,7 @@ import optuna
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo_service.scheduling.halting import HALT_TEXT
 from hpo_service.scheduling.trial_cache import TrialCache
 from hpo_service.spec import StudySpec
 from hpo_service.store.db import is_transient, with_retry
@@ -184,6 +185,9 @@ class TrialTeller:
     train_fn: TrainFn
     should_stop: Callable[[], bool]
     is_lost: Callable[[], bool]
+    #: Why the study wants its running trial to stop ("stopped", "timeout"), or None.
+    halt_reason: Callable[[], str | None] = lambda: None
+    tracebacks: bool = True  # log a failed trial's traceback, not just its reason
 
     def train_and_tell(
         self, spec: StudySpec, study: optuna.Study, trial: optuna.Trial
@@ -202,6 +206,9 @@ class TrialTeller:
     ) -> tuple[str | None, str | None]:
         if self.is_lost():
             return None, "reaped while running"
+        halt = self.halt_reason() if isinstance(error, TrialInterrupted) else None
+        if halt is not None:
+            return self.end_halted(study, trial, halt, str(error))
         if isinstance(error, TrialInterrupted) or transient(error):
             # Not the trial's fault (a stop request, the database gone for too long): run it again.
             reason = str(error) if isinstance(error, TrialInterrupted) else f"database: {error}"
@@ -209,9 +216,23 @@ class TrialTeller:
         reason = str(error)
         if not isinstance(error, TrialFailed):
             reason = f"{type(error).__name__}: {error}"
-            log.error("trial %d failed:\n%s", trial.number, traceback.format_exc())
+            if self.tracebacks:
+                log.error("trial %d failed:\n%s", trial.number, traceback.format_exc())
+            else:
+                log.warning("trial %d failed: %s", trial.number, reason.splitlines()[0])
         retry(lambda: trial.set_user_attr("fail_reason", reason[:2000]))
         return self.tell(study, trial, TrialState.FAIL)[0], reason
+
+    def end_halted(
+        self, study: optuna.Study, trial: optuna.Trial, halt: str, detail: str
+    ) -> tuple[str, str]:
+        """The study was stopped or ran out of time while this trial trained: it ends PRUNED at
+        the epoch boundary where the trainer stopped (its curve so far is kept), marked with
+        ``stop_reason`` = ``halt``, and is not queued again (the study wants no more trials)
+        nor counted as a failure."""
+        retry(lambda: trial.set_user_attr("stop_reason", halt))
+        status, _ = self.tell(study, trial, TrialState.PRUNED)
+        return status, f"{halt}: {HALT_TEXT.get(halt, halt)} ({detail})"
 
     def requeue(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> str:
         """Fail the trial and queue the same parameters again, keeping its retry count (a stop is

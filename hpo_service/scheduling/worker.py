@@ -26,6 +26,7 @@ import optuna
 
 from hpo_service.config import Settings
 from hpo_service.scheduling import claims, reaper, registry
+from hpo_service.scheduling.halting import StudyHalt
 from hpo_service.scheduling.outcomes import TrainFn, TrialTeller, ask, retry, transient
 from hpo_service.scheduling.params import (
     HeldParam,
@@ -51,6 +52,7 @@ class WorkerOptions:
     exit_when_idle: bool = False
     max_trials: int | None = None  # stop after this many trials (tests, benchmarks)
     parent_pid: int | None = None  # stop gracefully if this parent process goes away
+    tracebacks: bool = True  # log a failed trial's traceback (`hpo run` only with --verbose)
 
 
 def _default_trainer(settings: Settings, options: WorkerOptions) -> TrainFn:
@@ -69,11 +71,14 @@ class Worker:
         self.id = f"{host[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.engine = get_engine(settings)
         self.storage = get_storage(settings)
+        self._halt = StudyHalt(self.engine)  # the study stopped or timed out mid-trial
         self._teller = TrialTeller(
             self.storage,
             train_fn or _default_trainer(settings, options),
             self._should_stop_trial,
             self._run_lost,
+            self._halt.reason,
+            options.tracebacks,
         )
         self.state = WorkerState()
         self._params_storage = HeldParamsStorage(self.storage)
@@ -143,8 +148,9 @@ class Worker:
         return run_id is not None and self.state.lost_run == run_id
 
     def _should_stop_trial(self) -> bool:
-        """Polled by the trainer after each epoch."""
-        return self.stop.requested or self._run_lost()
+        """Polled by the trainer after each epoch: this worker is asked to stop, its run was
+        reaped, or the trial's study was stopped or ran out of time (:mod:`.halting`)."""
+        return self.stop.requested or self._run_lost() or self._halt.reason() is not None
 
     # --- registry, heartbeat, reaper ------------------------------------------------------------
 
@@ -264,6 +270,7 @@ class Worker:
     def _run_claimed(self, info: StudyInfo, claimed: claims.Claim) -> None:
         run_id = claimed.run_id
         self.state.run_id = run_id
+        self._halt.watch(info)
         try:
             study, cache = self._study(info, claimed.ordinal)
             trial = ask(study, cache)  # never retried whole: see outcomes.ask
@@ -277,6 +284,7 @@ class Worker:
                 self.state.pending = Pending(run_id, outcome, info.spec.budget.count_failed)
         finally:
             self.state.run_id = None  # stop beating it: if it was left open, the reaper takes it
+            self._halt.watch(None)
 
     def _attach(
         self,

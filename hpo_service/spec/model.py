@@ -25,6 +25,7 @@ from hpo_service.spec.space import (
     SearchSpace,
     StrictModel,
 )
+from hpo_service.spec.suggest import did_you_mean, known_keys
 
 Kind = Literal["text_classification", "sequence_classification", "forecasting"]
 Direction = Literal["minimize", "maximize"]
@@ -135,8 +136,10 @@ class TaskSpec(StrictModel):
                 )
         elif not (ds.startswith(UPLOAD_PREFIX) or ds.lower().endswith(".csv")):
             known = ", ".join(sorted(BUILTIN_DATASETS))
+            hint = did_you_mean(ds, BUILTIN_DATASETS).removeprefix("; ")
             raise ValueError(
-                f"dataset: unknown dataset {ds!r}; use one of {known}, 'upload:<id>' or a .csv path"
+                f"dataset: unknown dataset {ds!r}; {hint + ' ' if hint else ''}"
+                f"use one of {known}, 'upload:<id>' or a .csv path"
             )
         _check_test_and_groups(self)
         allowed = METRICS[self.kind]
@@ -288,6 +291,7 @@ def format_errors(error: ValidationError) -> list[str]:
             field, message = named.groups()
             location = field if location == "spec" else f"{location}.{field}"
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            loc = tuple(item["loc"])
+            message = "unknown key" + did_you_mean(str(loc[-1]), known_keys(StudySpec, loc[:-1]))
         lines.append(f"{location}: {message}")
     return lines

@@ -18,7 +18,7 @@ import optuna
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -273,3 +273,20 @@ def check_schema(settings: Settings) -> None:
             f"database {engine.url.render_as_string(hide_password=True)} has {found}, "
             f"this version needs {head}: run `hpo migrate`"
         )
+
+
+def ensure_schema(settings: Settings) -> bool:
+    """:func:`check_schema` for the commands a first run starts with (``hpo run``, ``hpo serve``,
+    ``hpo worker``): a database with no tables at all is set up here (:func:`migrate`), so a
+    quick start needs no separate ``hpo migrate``. A database that has tables but an older
+    schema still stops with the message naming ``hpo migrate``: upgrades stay deliberate.
+    Returns whether the tables were created."""
+    engine = get_engine(settings)
+    try:
+        empty = not inspect(engine).get_table_names()
+    except OperationalError as error:
+        raise SchemaOutdated(f"cannot reach the database: {error.orig}") from None
+    if empty:
+        migrate(settings)
+    check_schema(settings)
+    return empty

@@ -7,6 +7,13 @@ upload it names fills the column fields the spec leaves out (from the mapping gi
 the result is validated, and the caps of :class:`~hpo_service.spec.SpecLimits` apply. Before
 this module the CLI skipped the upload mapping, so an upload spec that worked over HTTP failed
 with "has no column 'value'" on the command line.
+
+The intake also checks that the dataset is there (:mod:`hpo_service.data.availability`: files in
+the data roots, a CSV's header has the named columns), and :func:`check_data` repeats that check
+when a stored study is started (``hpo run``, ``hpo worker --study``, ``hpo study start``, the
+API's start and workers routes): the data directory may have changed since, or the study may have
+been created by a server with other settings. Without it a missing file failed every trial, one
+traceback each.
 """
 
 from __future__ import annotations
@@ -16,19 +23,43 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hpo_service.config import Settings
+from hpo_service.data.availability import check_available
+from hpo_service.data.errors import DatasetError
+from hpo_service.data.sources import DataRoots
 from hpo_service.spec import UPLOAD_ID, UPLOAD_PREFIX, SpecError, SpecLimits, StudySpec, parse_spec
 from hpo_service.spec.parse import read_spec_file
 from hpo_service.store.uploads import UploadError, get_upload
 
 
-def intake(engine: Engine, data: Any, limits: SpecLimits) -> StudySpec:
-    """Validate decoded spec data, filled from the upload it names, against ``limits``."""
-    return parse_spec(apply_upload(engine, data), limits)
+def intake(engine: Engine, data: Any, limits: SpecLimits, *, roots: DataRoots | None) -> StudySpec:
+    """Validate decoded spec data, filled from the upload it names, against ``limits``, and
+    check that its dataset can be found within ``roots`` (a missing one is a SpecError too:
+    the spec cannot run as written). ``roots=None`` only for ``hpo train``, which loads the
+    dataset itself right after checking its ``--param`` values, so that those are reported
+    first."""
+    spec = parse_spec(apply_upload(engine, data), limits)
+    if roots is None:
+        return spec
+    try:
+        check_available(spec.task, roots)
+    except DatasetError as error:
+        raise SpecError([str(error)]) from None
+    return spec
 
 
-def intake_file(engine: Engine, path: str | Path, limits: SpecLimits) -> StudySpec:
+def intake_file(
+    engine: Engine, path: str | Path, limits: SpecLimits, *, roots: DataRoots | None
+) -> StudySpec:
     """:func:`intake` of a YAML or JSON file, decoded the same hardened way as an API body."""
-    return intake(engine, read_spec_file(path), limits)
+    return intake(engine, read_spec_file(path), limits, roots=roots)
+
+
+def check_data(settings: Settings, spec: StudySpec) -> None:
+    """Before a stored study starts: its dataset is there for this process's workers (strict
+    roots: workers never honour HPO_ALLOW_LOCAL_PATHS). Raises
+    :class:`~hpo_service.data.DatasetError` (HTTP 422, CLI exit 2) naming the field."""
+    check_available(spec.task, DataRoots.from_settings(settings))
 
 
 def apply_upload(engine: Engine, raw: Any) -> Any:

@@ -66,12 +66,17 @@ class Base(DeclarativeBase):
 
 
 class StudyState(StrEnum):
-    """A study's lifecycle: created -> running <-> paused -> completed or stopped."""
+    """A study's lifecycle: created -> running <-> paused -> completed, failed or stopped.
+
+    A study that spends its budget (or time) ends ``completed`` when at least one trial is
+    COMPLETE, and ``failed`` when none is: a study with no best trial and no model must not look
+    done at 0/N. Both reopen when their budget is extended; ``stopped`` is final."""
 
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
     COMPLETED = "completed"
+    FAILED = "failed"
     STOPPED = "stopped"
 
 
@@ -99,6 +104,8 @@ class WorkerState(StrEnum):
 
 
 STUDY_STATES = tuple(s.value for s in StudyState)
+#: Study states in which nothing runs any more (a budget extension reopens the first two).
+ENDED = (StudyState.COMPLETED.value, StudyState.FAILED.value, StudyState.STOPPED.value)
 RUN_STATES = tuple(s.value for s in RunStatus)
 #: Runs that hold a unit of budget and a trial that is not finished yet.
 IN_FLIGHT = (RunStatus.RUNNING.value, RunStatus.REAPING.value)

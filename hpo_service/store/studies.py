@@ -2,7 +2,8 @@
 
 A study is two records in one database: the service's ``hpo_studies`` row (validated spec, state,
 timestamps) and Optuna's study of the same name. State moves
-created -> running <-> paused -> completed | stopped; workers only claim trials of running studies.
+created -> running <-> paused -> completed | failed | stopped (see ``StudyState``); workers only
+claim trials of running studies.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from hpo_service.store import optuna_tables
 from hpo_service.store.best import best_trial_ids
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
-from hpo_service.store.models import StudyRecord
+from hpo_service.store.models import StudyRecord, StudyState
+
+#: Ended states a budget extension reopens (stop is final).
+REOPENABLE = (StudyState.COMPLETED.value, StudyState.FAILED.value)
 
 _TRANSITIONS: dict[str, tuple[set[str], str]] = {
     "start": ({"created", "paused"}, "running"),
@@ -184,9 +188,9 @@ def transition(engine: Engine, name: str, action: str) -> StudyInfo:
 def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
     """Set a study's trial budget to ``n_trials``: the one rule behind ``PATCH /api/studies``
     and the CLI. A budget may not go below the trials already used (the study's
-    ``budget_used`` counter, which the claims maintain); a completed study given more budget
-    runs again, unless its time limit has passed; a stopped one stays stopped (stop is final),
-    and a grid cannot grow past its number of points.
+    ``budget_used`` counter, which the claims maintain); a completed or failed study given more
+    budget runs again, unless its time limit has passed; a stopped one stays stopped (stop is
+    final), and a grid cannot grow past its number of points.
 
     The first statement touches the study's row, which takes the same lock a claim takes, so
     the used count cannot change between the check and the update."""
@@ -203,7 +207,7 @@ def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
         _check_budget(record, spec, n_trials, used)
         record.n_trials = n_trials
         record.spec = {**record.spec, "budget": {**record.spec["budget"], "n_trials": n_trials}}
-        if record.state == "completed" and n_trials > used:
+        if record.state in REOPENABLE and n_trials > used:
             record.state, record.finished_at = "running", None
     return get_study(engine, name)
 
@@ -213,7 +217,7 @@ def _check_budget(record: StudyRecord, spec: StudySpec, n_trials: int, used: int
         raise BudgetError(f"study {record.name!r} is stopped for good; create a new study")
     timeout, started = spec.budget.timeout_s, record.started_at
     late = bool(timeout and started and (utcnow() - started).total_seconds() > timeout)
-    if record.state == "completed" and late:
+    if record.state in REOPENABLE and late:
         raise BudgetError(
             f"study {record.name!r} used up its time limit (budget.timeout_s = {timeout:g}); "
             "more trials would never start"

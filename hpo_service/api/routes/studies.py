@@ -15,11 +15,12 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage, StudyPatch
 from hpo_service.api.views import study_out
+from hpo_service.data.sources import DataRoots
 from hpo_service.spec.decode import DecodeError, Format, decode_spec_text
 from hpo_service.store import counters
 from hpo_service.store.db import session_scope
-from hpo_service.store.intake import intake
-from hpo_service.store.models import STUDY_STATES
+from hpo_service.store.intake import check_data, intake
+from hpo_service.store.models import ENDED, STUDY_STATES
 from hpo_service.store.studies import (
     create_study,
     delete_study,
@@ -88,7 +89,7 @@ def create(
         bool, Query(description="Start it at once (workers may claim trials).")
     ] = False,
 ) -> StudyOut:
-    spec = intake(engine, data, settings.spec_limits())
+    spec = intake(engine, data, settings.spec_limits(), roots=DataRoots.from_settings(settings))
     info = create_study(settings, spec, start=start)
     response.headers["Location"] = f"/api/studies/{info.name}"
     return study_out(settings, info)
@@ -127,6 +128,8 @@ def patch(name: StudyName, body: StudyPatch, settings: SettingsDep, engine: Engi
 
 def _lifecycle(action: str, doc: str) -> None:
     def act(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
+        if action in ("start", "resume"):  # fail fast: a missing dataset would fail every trial
+            check_data(settings, get_study(engine, name).spec)
         return study_out(settings, transition(engine, name, action))
 
     act.__name__ = f"{action}_study"
@@ -136,7 +139,7 @@ def _lifecycle(action: str, doc: str) -> None:
 _lifecycle("start", "Start a created study (same as resume)")
 _lifecycle("pause", "Pause: workers claim no new trials; running ones finish")
 _lifecycle("resume", "Resume a paused (or created) study")
-_lifecycle("stop", "Stop for good: no new trials; running ones finish")
+_lifecycle("stop", "Stop for good: no new trials; running ones stop at their next epoch")
 
 
 @router.delete(
@@ -175,7 +178,7 @@ def queue_trial(
     name: StudyName, body: QueueTrialIn, engine: EngineDep, storage: StorageDep
 ) -> QueuedOut:
     info = get_study(engine, name)
-    if info.state in ("completed", "stopped"):
+    if info.state in ENDED:
         raise ApiError(409, f"study {name!r} is {info.state}; nothing more will run", "name")
     params = check_params(info.spec.search_space, body.params)
     study = optuna.load_study(study_name=name, storage=storage)

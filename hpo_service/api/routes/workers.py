@@ -17,7 +17,8 @@ from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersSta
 from hpo_service.devices import DeviceError, parse_device
 from hpo_service.scheduling.registry import live_clause, live_cutoff, worker_info
 from hpo_service.store.db import session_scope
-from hpo_service.store.models import RunStatus, TrialRun, WorkerRecord
+from hpo_service.store.intake import check_data
+from hpo_service.store.models import ENDED, RunStatus, TrialRun, WorkerRecord
 from hpo_service.store.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
@@ -64,8 +65,9 @@ def start_workers(
     (budget spent, paused or stopped). A created or paused study is started first."""
     device = check_device(body.device or settings.device)
     info = get_study(engine, name)
-    if info.state in ("completed", "stopped"):
+    if info.state in ENDED:
         raise ApiError(409, f"study {name!r} is {info.state}; there is nothing left to run", "name")
+    check_data(settings, info.spec)  # before any process starts: one 422 naming the field
     if info.state != "running":
         transition(engine, name, "start")
     try:

@@ -4,7 +4,7 @@ import { api, itemsOf, normStudy, totalOf } from "../api.js";
 import { badge, fill, fmtNumber, fmtTime, h, progressBar, studyHref } from "../util.js";
 
 const PAGE = 25;
-const STATES = ["", "created", "running", "paused", "completed", "stopped"];
+const STATES = ["", "created", "running", "paused", "completed", "failed", "stopped"];
 
 export async function render(root, { query }, scope) {
   let state = query.get("state") || "";

@@ -76,7 +76,7 @@ export async function render(root, { name, query }, scope) {
   const buttons = {
     pause: h("button", { class: "secondary", "data-action": "pause", onclick: () => act("pause") }, "Pause"),
     resume: h("button", { class: "secondary", "data-action": "resume", title: "Let workers claim trials again (a created study starts)", onclick: () => act("resume") }, "Resume"),
-    stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials finish; no new ones start.`)) act("stop"); } }, "Stop"),
+    stop: h("button", { class: "secondary danger", "data-action": "stop", onclick: () => { if (confirm(`Stop study ${name}? Running trials stop at their next epoch; no new ones start.`)) act("stop"); } }, "Stop"),
     workers: h("button", { "data-action": "start-workers", onclick: onStartWorkers }, "Start workers"),
     stopWorkers: h("button", { class: "secondary", "data-action": "stop-workers", title: "Stop the worker processes this server started for the study", onclick: onStopWorkers }, "Stop workers"),
     remove: h("button", { class: "secondary danger", "data-action": "delete", onclick: onDelete }, "Delete"),
@@ -152,7 +152,7 @@ export async function render(root, { name, query }, scope) {
     buttons.resume.disabled = !["created", "paused"].includes(st);
     buttons.resume.textContent = st === "created" ? "Start" : "Resume";
     buttons.stop.disabled = !["created", "running", "paused"].includes(st);
-    buttons.workers.disabled = ["completed", "stopped"].includes(st);
+    buttons.workers.disabled = ["completed", "failed", "stopped"].includes(st);
     buttons.stopWorkers.disabled = !running && st !== "running";
     budget.update(s);
   }
@@ -161,7 +161,9 @@ export async function render(root, { name, query }, scope) {
     const b = summary.best;
     if (!b) {
       fill(best, h("h2", {}, "Best trial"), h("p", { class: "muted" },
-        multi ? "Several objectives: see the Pareto front plot for the best trade-offs." : "No completed trial yet."));
+        multi ? "Several objectives: see the Pareto front plot for the best trade-offs."
+          : summary.state === "failed" ? "The study ended without one complete trial: see the failed trials' reasons below, fix the cause and extend the budget to run again."
+          : "No completed trial yet."));
       return;
     }
     const values = Array.isArray(b.values) ? b.values : [b.value];
