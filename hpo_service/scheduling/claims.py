@@ -189,7 +189,12 @@ def maybe_complete(session: Session, study_id: int) -> bool:
     changed = session.execute(
         update(StudyRecord)
         .where(StudyRecord.id == study_id, StudyRecord.state == StudyState.RUNNING)
-        .values(state=StudyState.COMPLETED, finished_at=now, updated_at=now)
+        .values(
+            state=StudyState.COMPLETED,
+            finished_at=now,
+            updated_at=now,
+            change_seq=StudyRecord.change_seq + 1,
+        )
     )
     return bool(rows_changed(changed))
 
