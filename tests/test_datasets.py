@@ -236,5 +236,7 @@ def test_spec_naming_a_missing_or_other_kind_upload_is_refused(cfg: Settings) ->
     with pytest.raises(SpecError) as other:
         apply_upload(engine, tiny_spec(task=task))
     assert other.value.messages[0].startswith("task.kind: uploaded dataset")
-    explicit = apply_upload(engine, tiny_spec(task={"dataset": info.dataset, "value_column": "x"}))
+    explicit = apply_upload(
+        engine, tiny_spec(task={"dataset": info.dataset, "value_column": "x"})
+    )
     assert explicit["task"]["value_column"] == "x"  # the spec's own choice wins

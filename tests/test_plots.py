@@ -62,9 +62,8 @@ def multi_objective(trial: optuna.Trial) -> tuple[float, float]:
 
 
 def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_big_study", REPO_ROOT / "bench" / "make_big_study.py"
-    )
+    spec = importlib.util.spec_from_file_location("make_big_study",
+                                                  REPO_ROOT / "bench" / "make_big_study.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -85,23 +84,15 @@ class Studies:
         sa.event.listen(storage.engine, "connect", lambda conn, _: conn.execute(fast))
         storage.engine.dispose()
         sampler = optuna.samplers.RandomSampler
-        self.single = optuna.create_study(
-            storage=storage, study_name=self.name("single"), sampler=sampler(seed=1)
-        )
+        self.single = optuna.create_study(storage=storage, study_name=self.name("single"),
+                                          sampler=sampler(seed=1))
         self.single.optimize(objective, n_trials=30, catch=(ValueError,))
-        self.maxi = optuna.create_study(
-            storage=storage,
-            study_name=self.name("max"),
-            direction="maximize",
-            sampler=sampler(seed=2),
-        )
+        self.maxi = optuna.create_study(storage=storage, study_name=self.name("max"),
+                                        direction="maximize", sampler=sampler(seed=2))
         self.maxi.optimize(objective, n_trials=10, catch=(ValueError,))
-        self.multi = optuna.create_study(
-            storage=storage,
-            study_name=self.name("multi"),
-            directions=["minimize", "minimize"],
-            sampler=sampler(seed=3),
-        )
+        self.multi = optuna.create_study(storage=storage, study_name=self.name("multi"),
+                                         directions=["minimize", "minimize"],
+                                         sampler=sampler(seed=3))
         self.multi.optimize(multi_objective, n_trials=20)
         self.empty = optuna.create_study(storage=storage, study_name=self.name("empty"))
         self.one = optuna.create_study(storage=storage, study_name=self.name("one"))
@@ -130,17 +121,8 @@ def _check_valid(fig: dict[str, Any]) -> None:
 
 def _backends() -> list[Any]:
     pg = os.environ.get("HPO_TEST_POSTGRES_URL")
-    return [
-        "sqlite",
-        pytest.param(
-            pg or "",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not pg, reason="HPO_TEST_POSTGRES_URL not set"),
-            ],
-            id="postgres",
-        ),
-    ]
+    return ["sqlite", pytest.param(pg or "", marks=[pytest.mark.postgres, pytest.mark.skipif(
+        not pg, reason="HPO_TEST_POSTGRES_URL not set")], id="postgres")]
 
 
 @pytest.fixture(scope="module", params=_backends())
@@ -184,13 +166,8 @@ def test_history_best_so_far(db: Studies, which: str) -> None:
 
 def test_intermediate_values(db: Studies) -> None:
     fig = db.fig(db.single, "intermediate_values")
-    with_values = [
-        t
-        for t in db.single.trials
-        if t.intermediate_values
-        and t.state.is_finished()
-        and t.state != optuna.trial.TrialState.FAIL
-    ]
+    with_values = [t for t in db.single.trials if t.intermediate_values and t.state.is_finished()
+                   and t.state != optuna.trial.TrialState.FAIL]
     curves = [t for t in fig["data"] if t["name"].endswith(" trials")]
     n_curves = sum(1 + sum(v is None for v in t["y"]) for t in curves)
     assert n_curves == len(with_values)
@@ -200,9 +177,8 @@ def test_intermediate_values(db: Studies) -> None:
     assert sorted(t["name"] for t in medians) == sorted(present)
     sgd = [t for t in with_values if t.params["optimizer"] == "sgd"]
     median = next(t for t in medians if t["name"] == "sgd")
-    assert median["y"][0] == pytest.approx(
-        np.median([t.intermediate_values[0] for t in sgd]), rel=1e-4
-    )
+    assert median["y"][0] == pytest.approx(np.median([t.intermediate_values[0] for t in sgd]),
+                                           rel=1e-4)
 
 
 def test_parallel_coordinate_and_slice(db: Studies) -> None:
@@ -297,24 +273,20 @@ def test_pareto_front(db: Studies) -> None:
     assert swapped["layout"]["xaxis"]["title"]["text"].startswith("objective 1")
     history = db.fig(db.multi, "history", objective="1")
     assert history["data"][1]["y"][-1] == pytest.approx(
-        min(t.values[1] for t in db.multi.trials), rel=1e-5
-    )
+        min(t.values[1] for t in db.multi.trials), rel=1e-5)
 
 
-@pytest.mark.parametrize(
-    ("study", "kind", "params", "status"),
-    [
-        ("single", "nope", None, 422),
-        ("missing", "history", None, 404),
-        ("single", "pareto_front", None, 422),
-        ("single", "history", {"objective": "1"}, 422),
-        ("single", "history", {"objective": "x"}, 422),
-        ("single", "history", {"bogus": "1"}, 422),
-        ("multi", "pareto_front", {"x": "5"}, 422),
-        ("multi", "pareto_front", {"x": "0", "y": "0"}, 422),
-        ("multi", "optimizer_comparison", {"objective": "2"}, 422),
-    ],
-)
+@pytest.mark.parametrize(("study", "kind", "params", "status"), [
+    ("single", "nope", None, 422),
+    ("missing", "history", None, 404),
+    ("single", "pareto_front", None, 422),
+    ("single", "history", {"objective": "1"}, 422),
+    ("single", "history", {"objective": "x"}, 422),
+    ("single", "history", {"bogus": "1"}, 422),
+    ("multi", "pareto_front", {"x": "5"}, 422),
+    ("multi", "pareto_front", {"x": "0", "y": "0"}, 422),
+    ("multi", "optimizer_comparison", {"objective": "2"}, 422),
+])
 def test_errors(db: Studies, study: str, kind: str, params: Any, status: int) -> None:
     name = getattr(db, study).study_name if study != "missing" else "no-such-study"
     with pytest.raises(PlotError) as err:
@@ -354,17 +326,9 @@ def test_compare(db: Studies) -> None:
 
 
 def test_downsampled_big_study(db: Studies) -> None:
-    total = int(
-        db.engine.connect()
-        .execute(
-            sa.text(
-                "SELECT count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-                "WHERE s.study_name = :n AND t.state = 'COMPLETE'"
-            ),
-            {"n": db.big_name},
-        )
-        .scalar_one()
-    )
+    total = int(db.engine.connect().execute(sa.text(
+        "SELECT count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+        "WHERE s.study_name = :n AND t.state = 'COMPLETE'"), {"n": db.big_name}).scalar_one())
     for kind in PLOT_KINDS:
         if kind == "pareto_front":
             continue
@@ -387,14 +351,13 @@ def test_figure_html_is_standalone(db: Studies) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>a &lt;b&gt;title&lt;/b&gt;</title>" in page
     assert "alert(1)</script>" not in page
-    assert "<script src" not in page and 'src="http' not in page
+    assert "<script src" not in page and "src=\"http" not in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js inlined
 
 
 def test_figure_cache_follows_new_trials(db: Studies) -> None:
-    study = optuna.create_study(
-        storage=db.url, study_name=db.name("cache"), sampler=optuna.samplers.RandomSampler(seed=4)
-    )
+    study = optuna.create_study(storage=db.url, study_name=db.name("cache"),
+                                sampler=optuna.samplers.RandomSampler(seed=4))
     study.optimize(objective, n_trials=3)
     first = db.fig(study, "history")
     again = db.fig(study, "history")

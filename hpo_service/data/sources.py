@@ -70,6 +70,7 @@ class DataRoots:
         return cls(data_dir=Path(value) if value is not None else None)
 
 
+
 def _is_file(path: Path) -> bool:
     """``Path.is_file`` that answers False for any OS error (a name too long, no permission)."""
     try:

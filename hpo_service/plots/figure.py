@@ -13,16 +13,8 @@ import numpy as np
 Figure = dict[str, Any]
 
 PALETTE = (
-    "#636EFA",
-    "#EF553B",
-    "#00CC96",
-    "#AB63FA",
-    "#FFA15A",
-    "#19D3F3",
-    "#FF6692",
-    "#B6E880",
-    "#FF97FF",
-    "#FECB52",
+    "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
+    "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52",
 )
 NO_TRIALS = "no completed trials yet"
 SEED = 20240601  # fixed, so repeated requests show the same sample
@@ -78,20 +70,12 @@ def add_note(fig: Figure, text: str, below: bool = False, **meta: Any) -> Figure
     if existing:  # one note line per figure: a second note joins the first
         existing[0]["text"] += "<br>" + text
     else:
-        annotations.append(
-            {
-                "name": "note",
-                "text": text,
-                "xref": "paper",
-                "yref": "paper",
-                "x": 0,
-                "y": -0.08 if below else 1.0,
-                "xanchor": "left",
-                "yanchor": "top" if below else "bottom",
-                "showarrow": False,
-                "font": {"size": 12, "color": "#555"},
-            }
-        )
+        annotations.append({
+            "name": "note", "text": text, "xref": "paper", "yref": "paper", "x": 0,
+            "y": -0.08 if below else 1.0, "xanchor": "left",
+            "yanchor": "top" if below else "bottom", "showarrow": False,
+            "font": {"size": 12, "color": "#555"},
+        })
     notes = layout.setdefault("meta", {}).setdefault("notes", [])
     notes.append(text)
     layout["meta"].update(meta)
@@ -103,17 +87,10 @@ def empty_figure(title: str, message: str = NO_TRIALS) -> Figure:
     fig: Figure = {"data": [], "layout": base_layout(title)}
     fig["layout"]["xaxis"] = {"visible": False}
     fig["layout"]["yaxis"] = {"visible": False}
-    fig["layout"]["annotations"] = [
-        {
-            "text": message,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 0.5,
-            "y": 0.5,
-            "showarrow": False,
-            "font": {"size": 16},
-        }
-    ]
+    fig["layout"]["annotations"] = [{
+        "text": message, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+        "showarrow": False, "font": {"size": 16},
+    }]
     fig["layout"]["meta"] = {"empty": True, "notes": [message]}
     return fig
 
