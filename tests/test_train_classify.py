@@ -123,6 +123,13 @@ def test_text_predictor_round_trips(sms: PreparedData, data_dir: Path, tmp_path:
     assert set(predicted[0]["probabilities"]) == {"ham", "spam"}
     assert sum(predicted[0]["probabilities"].values()) == pytest.approx(1.0)
     assert predictor.predict([]) == []
+    # Batches (sorted by length inside) give the same answers, in input order.
+    texts = test["text"].tolist()[:300]
+    whole = predictor.predict(texts, batch_size=len(texts))
+    small = predictor.predict(texts, batch_size=7)
+    assert [p["label"] for p in small] == [p["label"] for p in whole]
+    for a, b in zip(small, whole, strict=True):
+        assert a["probabilities"]["spam"] == pytest.approx(b["probabilities"]["spam"], abs=1e-5)
 
 
 def test_sequence_predictor_round_trips(digits: PreparedData, tmp_path: Path) -> None:
@@ -138,5 +145,6 @@ def test_sequence_predictor_round_trips(digits: PreparedData, tmp_path: Path) ->
     accuracy = np.mean([lab == str(t) for lab, t in zip(labels, raw.target[index], strict=True)])
     assert accuracy == pytest.approx(result.test_metrics["accuracy"])
     assert predictor.predict(raw.data[index[:3]].tolist()) == labels[:3]  # flat rows work too
+    assert predictor.predict(nested, batch_size=5) == labels
     with pytest.raises(ValueError, match="8 steps of 8 features"):
         predictor.predict([[1.0, 2.0]])
