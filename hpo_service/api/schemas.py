@@ -144,9 +144,10 @@ class BestOut(BaseModel):
 class PredictIn(BaseModel):
     inputs: list[Any] = Field(
         min_length=1,
-        max_length=10_000,
+        max_length=1_000_000,
         description="Forecasting: one series (at least `lookback` numbers). Text: strings. "
-        "Sequences: [steps][features] nested lists.",
+        "Sequences: [steps][features] nested lists. At most HPO_MAX_PREDICT_INPUTS (default "
+        "10,000) items, else 413; run through the model HPO_PREDICT_BATCH_SIZE at a time.",
     )
     trial: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Trial number; default: the best trial."

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from hpo_service.api import trial_queries as q
-from hpo_service.api.deps import EngineDep, StudyName
+from hpo_service.api.deps import EngineDep, SettingsDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.views import WEIGHTS_FILE, trial_detail
@@ -88,14 +88,25 @@ def _pick(conn: sa.Connection, info: StudyInfo, trial: int | None) -> q.TrialRow
 
 
 @router.post("/predict", response_model=PredictOut, summary="Predict with the best trial's model")
-def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
+def predict(
+    name: StudyName, body: PredictIn, engine: EngineDep, settings: SettingsDep
+) -> PredictOut:
+    """Inputs go through the model in batches of HPO_PREDICT_BATCH_SIZE, so memory follows one
+    batch; a request over HPO_MAX_PREDICT_INPUTS is refused before the model is loaded."""
+    limit = settings.max_predict_inputs
+    if len(body.inputs) > limit:
+        raise ApiError(
+            413,
+            f"{len(body.inputs)} inputs; at most {limit} per request (HPO_MAX_PREDICT_INPUTS)",
+            "inputs",
+        )
     info = get_study(engine, name)
     with engine.connect() as conn:
         row = _pick(conn, info, body.trial)
         artifact_dir = q.user_attrs(conn, row.trial_id).get("artifact_dir")
     predictor = predictor_for(artifact_dir, row.number)
     try:
-        predictions = predictor.predict(body.inputs)
+        predictions = predictor.predict(body.inputs, settings.predict_batch_size)
     except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
         raise ApiError(422, f"cannot predict from these inputs: {error}", "inputs") from None
     return PredictOut(
