@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         description="Most inputs (texts, sequences, series points) of one predict request.",
     )
     predict_batch_size: int = Field(
-        default=256, ge=1, le=65_536, description="Inputs a model sees at once when predicting."
+        default=512, ge=1, le=65_536, description="Inputs a model sees at once when predicting."
     )
 
     @field_validator("device")

@@ -36,7 +36,7 @@ STATE_KEYS: dict[str, tuple[str, ...]] = {
 COMMON_STATE_KEYS = ("kind", "input_size", "n_outputs", "label_names")
 log = logging.getLogger(__name__)
 #: Inputs the model sees at once when predicting (the API passes HPO_PREDICT_BATCH_SIZE).
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 512
 
 
 class ArtifactError(ValueError):

@@ -16,8 +16,9 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
 from hpo_service.devices import DeviceError, parse_device
 from hpo_service.scheduling.registry import live_clause, live_cutoff, worker_info
+from hpo_service.scheduling.supervisor import signal_group_workers
 from hpo_service.store.db import session_scope
-from hpo_service.store.models import RunStatus, TrialRun, WorkerRecord
+from hpo_service.store.models import ACTIVE_WORKER_STATES, RunStatus, TrialRun, WorkerRecord
 from hpo_service.store.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
@@ -86,9 +87,20 @@ def start_workers(
     summary="Stop this server's workers of a study",
 )
 def stop_workers(name: StudyName, engine: EngineDep, supervisor: SupervisorDep) -> WorkersStopped:
-    """Sends SIGTERM: each finishes its current epoch, queues the trial again and exits."""
+    """Sends SIGTERM: each finishes its current epoch, queues the trial again and exits. Under
+    `hpo serve --workers N`, the workers the other server processes started stop too."""
     get_study(engine, name)
-    return WorkersStopped(study=name, pids=supervisor.signal(name))
+    own = supervisor.signal(name)
+    host = socket.gethostname()
+    with session_scope(engine) as session:
+        registered = session.scalars(
+            select(WorkerRecord.pid).where(
+                WorkerRecord.study_name == name,
+                WorkerRecord.host == host,
+                WorkerRecord.state.in_(ACTIVE_WORKER_STATES),
+            )
+        ).all()
+    return WorkersStopped(study=name, pids=own + signal_group_workers(list(registered), own))
 
 
 def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]) -> WorkerOut:
