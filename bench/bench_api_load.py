@@ -11,9 +11,10 @@ again), and the history plot. Clients are bounded (``--clients`` <= 200, ``--dur
 and talk to 127.0.0.1 only. Rows: ``hpo serve`` with the response cache (default), without it
 (``HPO_API_CACHE_MB=0``: every request computed), and optuna-dashboard's study-detail API
 (``/api/studies/<id>``, what its study page polls) with the same clients for
-``--dashboard-duration`` seconds. Latencies are measured by the client, which shares the machine:
-the load average is printed before and after. With ``--url postgresql://...`` a fresh database
-``hpo_bench_api`` is created on that server (dropped first if it exists).
+``--dashboard-duration`` seconds (client timeout 90 s there, 30 s elsewhere). Latencies are
+measured by the client, which shares the machine: the load average is printed before and after.
+With ``--url postgresql://...`` a fresh database ``hpo_bench_api`` is created on that server
+(dropped first if it exists).
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     bytes: int = 0
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+
+    def breakdown(self) -> str:
+        """p50 / p99 ms per kind of request."""
+        parts = []
+        for kind, values in self.by_kind.items():
+            lat = np.array(values) * 1000
+            parts.append(f"{kind} {np.percentile(lat, 50):.0f}/{np.percentile(lat, 99):.0f}")
+        return "p50/p99 ms: " + ", ".join(parts)
 
 
 def free_port() -> int:
@@ -76,7 +86,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
-async def timed(client: httpx.AsyncClient, path: str, tally: Tally, **params: str) -> Any:
+async def timed(
+    client: httpx.AsyncClient, kind: str, path: str, tally: Tally, **params: str
+) -> Any:
     began = time.perf_counter()
     try:
         response = await client.get(path, params=params or None)
@@ -84,6 +96,7 @@ async def timed(client: httpx.AsyncClient, path: str, tally: Tally, **params: st
         tally.errors += 1
         return None
     tally.latencies.append(time.perf_counter() - began)
+    tally.by_kind.setdefault(kind, []).append(tally.latencies[-1])
     tally.bytes += len(response.content)
     if response.status_code != 200:
         tally.errors += 1
@@ -94,27 +107,30 @@ async def timed(client: httpx.AsyncClient, path: str, tally: Tally, **params: st
 async def service_client(client: httpx.AsyncClient, study: str, until: float, t: Tally) -> None:
     after = "0.0"
     while time.monotonic() < until:
-        await timed(client, "/api/studies", t)
-        await timed(client, f"/api/studies/{study}", t)
-        page = await timed(client, f"/api/studies/{study}/trials", t, limit="50", after=after)
+        await timed(client, "list", "/api/studies", t)
+        await timed(client, "study", f"/api/studies/{study}", t)
+        path = f"/api/studies/{study}/trials"
+        page = await timed(client, "page", path, t, limit="50", after=after)
         if page is not None:
             body = page.json()
             after = body["next_after"] if body["has_more"] else "0.0"
-        await timed(client, f"/api/studies/{study}/plots/history", t)
+        await timed(client, "plot", f"/api/studies/{study}/plots/history", t)
 
 
 async def dashboard_client(
     client: httpx.AsyncClient, study_id: int, until: float, t: Tally
 ) -> None:
     while time.monotonic() < until:
-        await timed(client, f"/api/studies/{study_id}", t, after="0")
+        await timed(client, "study", f"/api/studies/{study_id}", t, after="0")
 
 
-async def load(port: int, clients: int, seconds: float, target: Any, arg: Any) -> Tally:
+async def load(
+    port: int, clients: int, seconds: float, target: Any, arg: Any, timeout: float = 30
+) -> Tally:
     tally = Tally()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
         until = time.monotonic() + seconds
         await asyncio.gather(*(target(client, arg, until, tally) for _ in range(clients)))
     return tally
@@ -183,7 +199,7 @@ def run_service(args: argparse.Namespace, url: str, root: Path, cache_mb: str) -
                 load(port, args.clients, args.duration, service_client, f"big-{size}")
             )
             rows.append(row(label, size, tally, args.duration))
-            print(rows[-1], flush=True)
+            print(rows[-1], tally.breakdown(), flush=True)
         return rows
     finally:
         stop(proc)
@@ -197,7 +213,8 @@ def run_dashboard(args: argparse.Namespace, url: str, root: Path, ids: dict[int,
     try:
         size = args.sizes[0]
         seconds = args.dashboard_duration
-        tally = asyncio.run(load(port, args.clients, seconds, dashboard_client, ids[size]))
+        # A study-detail answer takes tens of seconds at 10,000 trials: a longer client timeout.
+        tally = asyncio.run(load(port, args.clients, seconds, dashboard_client, ids[size], 90))
         return [row("optuna-dashboard", size, tally, seconds)]
     finally:
         stop(proc)
