@@ -11,8 +11,10 @@ again), and the history plot. Clients are bounded (``--clients`` <= 200, ``--dur
 and talk to 127.0.0.1 only. Rows: ``hpo serve`` with the response cache (default), without it
 (``HPO_API_CACHE_MB=0``: every request computed), and optuna-dashboard's study-detail API
 (``/api/studies/<id>``, what its study page polls) with the same clients for
-``--dashboard-duration`` seconds (client timeout 90 s there, 30 s elsewhere). Latencies are
-measured by the client, which shares the machine: the load average is printed before and after.
+``--dashboard-duration`` seconds (client timeout 90 s there, 30 s elsewhere). The last column is
+the CPU the server processes used per answered request, which a busy machine inflates far less
+than latency. Latencies are measured by the client, which shares the machine: the load average
+is printed before and after.
 With ``--url postgresql://...`` a fresh database ``hpo_bench_api`` is created on that server
 (dropped first if it exists).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -75,6 +78,22 @@ def start(command: list[str], env: dict[str, str], port: int, log: Path) -> subp
             time.sleep(0.5)
     proc.terminate()
     raise SystemExit(f"{command[0]} did not come up: {log.read_text()[-2000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its live children (uvicorn's server processes)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -136,13 +155,13 @@ async def load(
     return tally
 
 
-def row(label: str, size: int, tally: Tally, seconds: float) -> str:
+def row(label: str, size: int, tally: Tally, seconds: float, cpu_s: float) -> str:
     lat = np.array(tally.latencies or [np.nan]) * 1000
     p50, p95, p99 = (np.percentile(lat, q) for q in (50, 95, 99))
     n = len(tally.latencies)
     return (
         f"| {label} | {size:,} | {n} | {n / seconds:.0f} | {p50:.0f} | {p95:.0f} | {p99:.0f} "
-        f"| {tally.errors} | {tally.bytes / 1e6:.1f} |"
+        f"| {tally.errors} | {tally.bytes / 1e6:.1f} | {cpu_s * 1000 / max(1, n):.1f} |"
     )
 
 
@@ -214,8 +233,9 @@ def run_dashboard(args: argparse.Namespace, url: str, root: Path, ids: dict[int,
         size = args.sizes[0]
         seconds = args.dashboard_duration
         # A study-detail answer takes tens of seconds at 10,000 trials: a longer client timeout.
+        cpu = cpu_seconds(proc.pid)
         tally = asyncio.run(load(port, args.clients, seconds, dashboard_client, ids[size], 90))
-        return [row("optuna-dashboard", size, tally, seconds)]
+        return [row("optuna-dashboard", size, tally, seconds, cpu_seconds(proc.pid) - cpu)]
     finally:
         stop(proc)
 
@@ -240,8 +260,11 @@ def main() -> None:
         url = database(args.url, root)
         ids = prepare(url, root, args.sizes)
         print(f"\nload average before: {os.getloadavg()}; {os.cpu_count()} cores", flush=True)
-        header = "| server | trials | requests | req/s | p50 ms | p95 ms | p99 ms | errors | MB |"
-        rows = [header, "|---|---|---|---|---|---|---|---|---|"]
+        header = (
+            "| server | trials | requests | req/s | p50 ms | p95 ms | p99 ms | errors | MB "
+            "| server CPU ms/request |"
+        )
+        rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
         print("\n".join(rows), flush=True)
         rows += run_service(args, url, root, "64")
         if not args.no_uncached:
