@@ -41,7 +41,7 @@ def serve(
         typer.Option(
             min=1,
             max=64,
-            help="Server processes on this port [default: the cores, at most 8].",
+            help="Server processes on this port (default: the cores, at most 8).",
             show_default=False,
         ),
     ] = None,
