@@ -118,6 +118,12 @@ def _up(base: str) -> bool:
         return False
 
 
-def test_default_workers_follow_the_cores() -> None:
+def test_default_workers_follow_the_cores_and_a_container_quota(tmp_path: Path) -> None:
     cores = len(os.sched_getaffinity(0))
-    assert default_workers() == max(1, min(cores, MAX_DEFAULT_WORKERS))
+    no_quota = tmp_path / "none"
+    assert default_workers(no_quota) == max(1, min(cores, MAX_DEFAULT_WORKERS))
+    quota = tmp_path / "cpu.max"
+    quota.write_text("max 100000\n")
+    assert default_workers(quota) == max(1, min(cores, MAX_DEFAULT_WORKERS))
+    quota.write_text("50000 100000\n")  # half a core: one process
+    assert default_workers(quota) == 1

@@ -11,7 +11,9 @@ Background housekeeping (the reaper) runs in one of them at a time
 from __future__ import annotations
 
 import logging
+import math
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,12 +24,19 @@ from hpo_service.cli.common import err_console, settings
 MAX_DEFAULT_WORKERS = 8
 
 
-def default_workers() -> int:
-    """The cores this process may use, at most MAX_DEFAULT_WORKERS."""
+def default_workers(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use, at most MAX_DEFAULT_WORKERS: the CPU affinity, lowered
+    to a container's CPU quota (cgroup v2 ``cpu.max``), which affinity does not show."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity stands
     return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
