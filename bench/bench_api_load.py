@@ -214,10 +214,11 @@ def run_service(args: argparse.Namespace, url: str, root: Path, cache_mb: str) -
     try:
         rows = []
         for size in args.sizes:
+            cpu = cpu_seconds(proc.pid)
             tally = asyncio.run(
                 load(port, args.clients, args.duration, service_client, f"big-{size}")
             )
-            rows.append(row(label, size, tally, args.duration))
+            rows.append(row(label, size, tally, args.duration, cpu_seconds(proc.pid) - cpu))
             print(rows[-1], tally.breakdown(), flush=True)
         return rows
     finally:
