@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -131,3 +132,36 @@ def test_cache_is_bounded_and_keeps_recent_entries() -> None:
     assert cache.get(("p", "0", "e")) is None
     cache.put(("big", "", "e"), (200, [], b"x" * 5000))  # over an eighth: never stored
     assert cache.get(("big", "", "e")) is None
+
+
+def test_concurrent_requests_for_one_answer_compute_it_once(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients asking the same thing while it is being computed wait for that computation."""
+    import asyncio
+
+    import httpx
+
+    from hpo_service.api.routes import plots
+
+    make(migrated, "herd")
+    calls: list[str] = []
+    real = plots.study_figure
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("built")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "study_figure", counted)
+    app = create_app(migrated)
+
+    async def ask_together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            path = "/api/studies/herd/plots/history"
+            return list(await asyncio.gather(*(client.get(path) for _ in range(8))))
+
+    answers = asyncio.run(ask_together())
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len({a.content for a in answers}) == 1
+    assert calls == ["built"]

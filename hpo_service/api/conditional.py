@@ -139,6 +139,7 @@ class ConditionalMiddleware:
         self.app = app
         self.settings = settings
         self.cache = ResponseCache(int(settings.api_cache_mb * 1024 * 1024))
+        self._pending: dict[tuple[str, ...], anyio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = _target(scope["path"]) if scope["type"] == "http" else None
@@ -159,11 +160,32 @@ class ConditionalMiddleware:
             await _send(send, 304, _validators(etag), b"")
             return
         key = (scope["path"], query, etag)
-        stored = self.cache.get(key) if self.cache.max_bytes else None
-        if stored is not None:
-            await _send(send, stored[0], stored[1], stored[2])
+        if self.cache.max_bytes and await self._from_cache(key, send):
             return
-        await self._compute(scope, receive, send, key)
+        if not self.cache.max_bytes:
+            await self._compute(scope, receive, send, key)
+            return
+        # One computation per key at a time: clients that ask while it runs wait for its bytes
+        # instead of computing the same answer again (50 dashboards on one study ask alike).
+        done = self._pending[key] = anyio.Event()
+        try:
+            await self._compute(scope, receive, send, key)
+        finally:
+            if self._pending.get(key) is done:
+                del self._pending[key]
+            done.set()
+
+    async def _from_cache(self, key: tuple[str, ...], send: Send) -> bool:
+        """Answer from the cache, after waiting for a computation of the same key in flight;
+        False when there is nothing stored (then the caller computes)."""
+        in_flight = self._pending.get(key)
+        if in_flight is not None:
+            await in_flight.wait()
+        stored = self.cache.get(key)
+        if stored is None:
+            return False
+        await _send(send, stored[0], stored[1], stored[2])
+        return True
 
     async def _compute(
         self, scope: Scope, receive: Receive, send: Send, key: tuple[str, ...]
