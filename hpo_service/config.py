@@ -110,6 +110,21 @@ class Settings(BaseSettings):
         description="torch threads per worker process; default: the cores shared out among "
         "the local workers.",
     )
+    api_cache_mb: float = Field(
+        default=64.0,
+        ge=0,
+        description="In-process cache of study-scoped GET responses, per server process, "
+        "invalidated by each study's change counter; 0 turns it off (ETags stay).",
+    )
+    max_predict_inputs: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most inputs (texts, sequences, series points) of one predict request.",
+    )
+    predict_batch_size: int = Field(
+        default=512, ge=1, le=65_536, description="Inputs a model sees at once when predicting."
+    )
 
     @field_validator("device")
     @classmethod

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import optuna
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select, text
 
@@ -23,7 +24,14 @@ from hpo_service.spec.sampling import suggest_params
 from hpo_service.store import db
 from hpo_service.store.db import get_engine, get_storage, session_scope
 from hpo_service.store.models import StudyRecord
-from hpo_service.store.studies import StudyInfo, create_study, load_optuna_study
+from hpo_service.store.studies import (
+    InvalidTransition,
+    StudyInfo,
+    create_study,
+    extend_budget,
+    load_optuna_study,
+    transition,
+)
 from tests.test_runs import tiny_spec
 
 
@@ -113,6 +121,32 @@ def test_queueing_a_configuration_moves_the_watermark(migrated: Settings) -> Non
         )
     assert response.status_code == 201, response.text
     assert counters(migrated, info.id)["change_seq"] == seq + 1
+
+
+def test_state_and_budget_changes_move_the_watermark(migrated: Settings) -> None:
+    """What a study's page shows besides its trials (state, budget, completion) moves the
+    counter too, so ETags and cached responses see it; a refused change moves nothing."""
+    info = create_study(migrated, tiny_spec("studymoves", n_trials=1), start=False)
+    engine = get_engine(migrated)
+
+    def seq() -> int:
+        return counters(migrated, info.id)["change_seq"]
+
+    before = seq()
+    transition(engine, "studymoves", "start")
+    assert seq() == before + 1
+    extend_budget(engine, "studymoves", 2)
+    assert seq() == before + 2
+    with pytest.raises(InvalidTransition):
+        transition(engine, "studymoves", "start")
+    assert seq() == before + 2
+    runs = [_claim(migrated, info).run_id for _ in range(2)]
+    for run_id in runs:
+        assert _finish(migrated, info, run_id, "complete")
+    settled = seq()
+    with session_scope(engine) as session:
+        assert claims.maybe_complete(session, info.id)
+    assert seq() == settled + 1
 
 
 def test_claim_is_two_statements_that_never_count_runs(migrated: Settings) -> None:

@@ -368,3 +368,52 @@ def test_orphans_watermark_and_change_marks(written: Written) -> None:
         moved = ot.watermark(conn, written.sid)
     assert after[1] == before[1] and after[0] != before[0] and after[0][3] == 7
     assert moved.max_trial_id == mark.max_trial_id and moved.last_complete != mark.last_complete
+
+
+def _plans(engine: sa.Engine, read: object) -> list[str]:
+    """The query plans of the statements ``read()`` sends (PostgreSQL: with sequential scans
+    and sorts discouraged, since a tiny table would be read whole anyway)."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        sent.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.connect() as conn:
+            read(conn)  # type: ignore[operator]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    plans = []
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        if engine.dialect.name == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("SET enable_sort = off")
+        for statement, params in sent:
+            prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+            cursor.execute(prefix + statement, params)
+            plans.append(" ".join(str(part) for row in cursor.fetchall() for part in row))
+    return plans
+
+
+def test_trial_order_reads_use_the_service_indexes(written: Written) -> None:
+    """Migration 0005: a page in trial-id order (the after cursor), a trial by number and the
+    counts by state read one of the hpo_ix_trials_* indexes instead of the whole study. SQLite
+    must pick the named index; PostgreSQL costs plans from statistics, meaningless on a table
+    this small, so there any of the three (never the bare study_id index and a sort) will do."""
+    since = datetime(2000, 1, 1)
+    reads = {
+        "hpo_ix_trials_study_trial": lambda c: ot.changed_since(
+            c, written.sid, None, after_id=0, new_above=0, since=since, limit=5
+        ),
+        "hpo_ix_trials_study_number": lambda c: ot.by_number(c, written.sid, 3),
+        "hpo_ix_trials_study_state": lambda c: ot.counts_by_state(c, "ot"),
+    }
+    for index, read in reads.items():
+        plans = _plans(written.engine, read)
+        wanted = index if written.engine.dialect.name == "sqlite" else "hpo_ix_trials_study"
+        assert any(wanted in plan for plan in plans), (index, plans)
+        assert not any("Sort" in plan for plan in plans), plans
+        assert not any("TEMP B-TREE" in plan for plan in plans), plans

@@ -14,6 +14,7 @@ from hpo_service.data.classify import clean_texts
 from hpo_service.data.sources import read_tsv
 from hpo_service.spec import TaskSpec
 from hpo_service.train import TrainConfig, fit, load_predictor, save_artifacts
+from hpo_service.train.artifacts import BATCH_CHARS, _text_batches
 from hpo_service.train.metrics import classification_metrics
 
 
@@ -123,6 +124,24 @@ def test_text_predictor_round_trips(sms: PreparedData, data_dir: Path, tmp_path:
     assert set(predicted[0]["probabilities"]) == {"ham", "spam"}
     assert sum(predicted[0]["probabilities"].values()) == pytest.approx(1.0)
     assert predictor.predict([]) == []
+    # Batches (sorted by length inside) give the same answers, in input order.
+    texts = test["text"].tolist()[:300]
+    whole = predictor.predict(texts, batch_size=len(texts))
+    small = predictor.predict(texts, batch_size=7)
+    assert [p["label"] for p in small] == [p["label"] for p in whole]
+    for a, b in zip(small, whole, strict=True):
+        assert a["probabilities"]["spam"] == pytest.approx(b["probabilities"]["spam"], abs=1e-5)
+
+
+def test_text_batches_are_bounded_by_count_and_characters() -> None:
+    texts = ["x" * n for n in (5, 200_000, 10, 100_000, 300_000, 1, 7)]
+    batches = _text_batches(texts, batch_size=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(texts)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or sum(len(texts[i]) for i in batch) <= BATCH_CHARS
+    assert [len(texts[i]) for i in batches[0]] == [1, 5, 7]  # shortest first
+    assert _text_batches([], 3) == []
 
 
 def test_sequence_predictor_round_trips(digits: PreparedData, tmp_path: Path) -> None:
@@ -138,5 +157,6 @@ def test_sequence_predictor_round_trips(digits: PreparedData, tmp_path: Path) ->
     accuracy = np.mean([lab == str(t) for lab, t in zip(labels, raw.target[index], strict=True)])
     assert accuracy == pytest.approx(result.test_metrics["accuracy"])
     assert predictor.predict(raw.data[index[:3]].tolist()) == labels[:3]  # flat rows work too
+    assert predictor.predict(nested, batch_size=5) == labels
     with pytest.raises(ValueError, match="8 steps of 8 features"):
         predictor.predict([[1.0, 2.0]])

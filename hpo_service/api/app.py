@@ -9,6 +9,7 @@ then SIGKILL) so the server never leaves orphans behind.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from hpo_service import __version__
 from hpo_service.api.auth import TokenMiddleware, document_security
+from hpo_service.api.conditional import ConditionalMiddleware
 from hpo_service.api.docs import mount_docs
 from hpo_service.api.errors import ErrorOut, install_error_handlers
 from hpo_service.api.limits import BodyLimitMiddleware
@@ -46,7 +48,9 @@ DESCRIPTION = """Hyperparameter optimisation of LSTM/GRU models over HTTP.
 Errors are JSON: `{"detail": "<field>: <problem>", "errors": [{"field", "message"}]}`.
 With `HPO_API_TOKEN` set, mutating requests need `Authorization: Bearer <token>`
 (reads too when `HPO_AUTH_READS=true`); the operations that need it declare `bearerAuth`.
-Bodies are limited to `HPO_MAX_BODY_MB` (uploads: `HPO_MAX_UPLOAD_MB`); larger ones get 413."""
+Bodies are limited to `HPO_MAX_BODY_MB` (uploads: `HPO_MAX_UPLOAD_MB`); larger ones get 413.
+The study list, a study, its trial pages, best trial and plots carry an `ETag` (it changes when
+the study does): send it back in `If-None-Match` to get `304 Not Modified` without a body."""
 TAGS = [
     {"name": "studies", "description": "Create, inspect and control studies."},
     {"name": "trials", "description": "Trials: paged lists, a polling cursor, details, CSV."},
@@ -113,7 +117,8 @@ def _mount_dashboard(app: FastAPI) -> None:
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Outermost last: CORS (so even a 401 or 413 carries its headers), metrics, the token gate
     (before the body limit: no token, no 413 either, and nothing of the body is read), the body
-    limit."""
+    limit, and innermost the ETags and response cache (only after the token was checked)."""
+    app.add_middleware(ConditionalMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(TokenMiddleware, settings=settings)
     app.add_middleware(MetricsMiddleware, latency=app.state.request_latency)
@@ -150,4 +155,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_dashboard(app)
     _add_middleware(app, settings)
     _custom_openapi(app, settings)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The app of one ``hpo serve`` process, from the environment (uvicorn's factory: with
+    ``--workers N`` each process imports this module, which loads no torch, and builds its own).
+    What exists once it is built lives as long as the process: frozen, a full collection (which
+    pauses every thread, the event loop too) no longer rescans it; 0.4 s -> 0.03 s on a large
+    spec."""
+    app = create_app()
+    gc.freeze()
     return app

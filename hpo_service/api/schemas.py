@@ -162,9 +162,11 @@ class PredictIn(BaseModel):
     inputs: list[Any] | None = Field(
         default=None,
         min_length=1,
-        max_length=10_000,
+        max_length=1_000_000,
         description="Forecasting: one series (at least `lookback` numbers). Text: strings. "
-        "Sequences: [steps][features] nested lists. Give this or `csv`.",
+        "Sequences: [steps][features] nested lists. Give this or `csv`. At most "
+        "HPO_MAX_PREDICT_INPUTS (default 10,000) items, else 413; run through the model "
+        "HPO_PREDICT_BATCH_SIZE at a time.",
     )
     csv: str | None = Field(
         default=None,

@@ -199,7 +199,12 @@ def maybe_complete(session: Session, study_id: int) -> bool:
     changed = session.execute(
         update(StudyRecord)
         .where(StudyRecord.id == study_id, StudyRecord.state == StudyState.RUNNING)
-        .values(state=ended, finished_at=now, updated_at=now)
+        .values(
+            state=ended,
+            finished_at=now,
+            updated_at=now,
+            change_seq=StudyRecord.change_seq + 1,
+        )
     )
     return bool(rows_changed(changed))
 

@@ -16,11 +16,43 @@ import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from hpo_service.config import Settings
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
+#: Set by ``hpo serve --workers N`` (to the parent's pid) in every server process and so
+#: inherited by the workers they spawn: it tells a sibling process's workers apart from any other
+#: worker on the machine.
+SERVER_GROUP_ENV = "HPO_SERVER_GROUP"
+
+
+def in_server_group(pid: int, group: str) -> bool:
+    """Whether process ``pid`` was started by a process of this ``hpo serve`` group (Linux
+    /proc; a process that is gone or not ours to read is not)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"{SERVER_GROUP_ENV}={group}".encode() in environ
+
+
+def signal_group_workers(pids: list[int], own: list[int]) -> list[int]:
+    """SIGTERM those of ``pids`` (registered workers of a study on this host) that a sibling
+    server process of the same ``hpo serve --workers N`` started, so that stopping a study's
+    workers reaches every process's children, not only the one that took the request."""
+    group = os.environ.get(SERVER_GROUP_ENV)
+    sent = []
+    for pid in pids:
+        if not group or pid in own or pid == os.getpid() or not in_server_group(pid, group):
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+            sent.append(pid)
+        except ProcessLookupError:
+            pass
+    return sent
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ writers of these columns:
   of them, so a broken dataset cannot loop forever.
 - ``runs_claimed``: every claim ever made; a claim's ordinal seeds its worker's sampler.
 - ``change_seq``: bumped whenever the service changes a trial of the study (claim, attach, tell,
-  reap, requeue, a queued configuration). Readers use it as a cheap watermark for caches, polls
+  reap, requeue, a queued configuration) or the study itself (a state change, a new budget).
+  Per-epoch reports do not bump it (a write per epoch per worker on the study's row): what
+  they change, a running trial's intermediate values, is shown only by the trial's own detail.
+  Readers use it as a cheap watermark for caches, polls
   and ETags instead of scanning the study's trials.
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, true, update
+from sqlalchemy import ColumnElement, Connection, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from hpo_service.store.models import IN_FLIGHT, RunStatus, StudyRecord, StudyState
@@ -102,3 +105,29 @@ def bump(session: Session, study_id: int) -> None:
         .values(change_seq=StudyRecord.change_seq + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+#: What a reader needs to know whether anything it showed of a study changed: the record's id
+#: and creation time (a study deleted and created again under the same name is another study),
+#: its change counter and its state.
+Mark = tuple[int, str, int, str]
+
+
+def _marks(conn: Connection, name: str | None) -> list[Mark]:
+    columns = (StudyRecord.id, StudyRecord.created_at, StudyRecord.change_seq, StudyRecord.state)
+    query = select(*columns).order_by(StudyRecord.id)
+    if name is not None:
+        query = query.where(StudyRecord.name == name)
+    return [(int(i), str(c), int(s), str(st)) for i, c, s, st in conn.execute(query)]
+
+
+def study_mark(conn: Connection, name: str) -> Mark | None:
+    """The study's :data:`Mark`, None when the service has no study of that name (a plain
+    Optuna study, or none): one primary-key-sized read, whatever the study's size."""
+    found = _marks(conn, name)
+    return found[0] if found else None
+
+
+def all_marks(conn: Connection) -> list[Mark]:
+    """Every study's :data:`Mark` (the study list's watermark): one row per study, no trials."""
+    return _marks(conn, None)

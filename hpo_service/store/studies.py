@@ -166,7 +166,12 @@ def list_studies(
 def transition(engine: Engine, name: str, action: str) -> StudyInfo:
     """Apply a lifecycle action; the UPDATE's WHERE on the old state makes it race-safe."""
     sources, target = _TRANSITIONS[action]
-    values: dict[str, Any] = {"state": target, "updated_at": utcnow()}
+    # The change counter moves with the state, so ETags and caches see the new state.
+    values: dict[str, Any] = {
+        "state": target,
+        "updated_at": utcnow(),
+        "change_seq": StudyRecord.change_seq + 1,
+    }
     if target == "running":
         values["started_at"] = func.coalesce(StudyRecord.started_at, utcnow())
     if target in ("completed", "stopped"):
@@ -196,7 +201,9 @@ def extend_budget(engine: Engine, name: str, n_trials: int) -> StudyInfo:
     the used count cannot change between the check and the update."""
     with session_scope(engine) as session:
         touched = session.execute(
-            update(StudyRecord).where(StudyRecord.name == name).values(updated_at=utcnow())
+            update(StudyRecord)
+            .where(StudyRecord.name == name)
+            .values(updated_at=utcnow(), change_seq=StudyRecord.change_seq + 1)
         )
         if rows_changed(touched) == 0:
             raise StudyNotFound(f"no study named {name!r}")

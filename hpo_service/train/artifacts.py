@@ -36,6 +36,11 @@ STATE_KEYS: dict[str, tuple[str, ...]] = {
 }
 COMMON_STATE_KEYS = ("kind", "input_size", "n_outputs", "label_names")
 log = logging.getLogger(__name__)
+#: Inputs the model sees at once when predicting (the API passes HPO_PREDICT_BATCH_SIZE).
+DEFAULT_BATCH = 512
+#: Characters of text in one prediction batch (~50,000 tokens): 10,000 texts of 1,000 characters
+#: took ~220 MB above the server's resting memory with 512 texts (512,000 characters) a batch.
+BATCH_CHARS = 256_000
 
 
 class ArtifactError(ValueError):
@@ -94,16 +99,32 @@ class Predictor:
         vocab = state.get("vocab") or []
         self._stoi = {token: i for i, token in enumerate(vocab)}
 
-    def predict(self, inputs: list, steps: int | None = None) -> list:
-        """``steps`` (forecasting only): how many values ahead; default the model's horizon."""
+    def predict(
+        self, inputs: list, steps: int | None = None, batch_size: int = DEFAULT_BATCH
+    ) -> list:
+        """Predictions in input order; ``steps`` (forecasting only): how many values ahead,
+        default the model's horizon. Texts and sequences go through the model ``batch_size``
+        at a time (texts also at most BATCH_CHARS characters), so memory is bounded by one
+        batch (its padded tensor and activations), not by the request: 10,000 texts of 1,000
+        characters at once took 2.2 GB above the server's resting memory."""
         if self.kind == "forecasting":
             return self._forecast([float(v) for v in inputs], steps or self.state["horizon"])
         if steps is not None:
             raise ValueError("steps applies to forecasting models only")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if self.kind == "text_classification":
-            return self._texts([str(t) for t in inputs])
-        probabilities = self._probabilities(self._sequences(inputs), None)
-        return [self.labels[int(i)] for i in probabilities.argmax(-1)]
+            texts = [str(t) for t in inputs]
+            out: list[Any] = [None] * len(texts)
+            for chosen in _text_batches(texts, batch_size):
+                for i, answer in zip(chosen, self._texts([texts[i] for i in chosen]), strict=True):
+                    out[i] = answer
+            return out
+        labels: list[str] = []
+        for start in range(0, len(inputs), batch_size):
+            batch = self._sequences(inputs[start : start + batch_size])
+            labels += [self.labels[int(i)] for i in self._probabilities(batch, None).argmax(-1)]
+        return labels
 
     @torch.inference_mode()
     def _probabilities(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -120,10 +141,10 @@ class Predictor:
         probabilities = self._probabilities(x, lengths)
         return [
             {
-                "label": self.labels[int(row.argmax())],
+                "label": self.labels[max(range(len(row)), key=row.__getitem__)],
                 "probabilities": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
             }
-            for row in probabilities
+            for row in probabilities.tolist()
         ]
 
     def _sequences(self, inputs: list) -> torch.Tensor:
@@ -163,6 +184,22 @@ class Predictor:
             out.extend(float(v) for v in ahead)
             history = np.concatenate([history, ahead])
         return out[:steps]
+
+
+def _text_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    """Indexes of ``texts`` in batches of similar length (less padding): at most ``batch_size``
+    texts and :data:`BATCH_CHARS` characters each (one text at least), so a batch of long texts
+    holds as many tokens as one of short texts, and memory does not grow with text length."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    chars = 0
+    for i in sorted(range(len(texts)), key=lambda k: len(texts[k])):
+        if current and (len(current) >= batch_size or chars + len(texts[i]) > BATCH_CHARS):
+            batches.append(current)
+            current, chars = [], 0
+        current.append(i)
+        chars += len(texts[i])
+    return [*batches, current] if current else batches
 
 
 def load_predictor(directory: Path) -> Predictor:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from hpo_service.api import trial_queries as q
-from hpo_service.api.deps import EngineDep, StudyName
+from hpo_service.api.deps import EngineDep, SettingsDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
 from hpo_service.api.views import WEIGHTS_FILE, trial_detail
@@ -89,8 +89,15 @@ def _pick(conn: sa.Connection, info: StudyInfo, trial: int | None) -> q.TrialRow
 
 
 @router.post("/predict", response_model=PredictOut, summary="Predict with the best trial's model")
-def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
+def predict(
+    name: StudyName, body: PredictIn, engine: EngineDep, settings: SettingsDep
+) -> PredictOut:
+    """Inputs go through the model in batches of HPO_PREDICT_BATCH_SIZE, so memory follows one
+    batch; a request over HPO_MAX_PREDICT_INPUTS is refused before the model is loaded."""
+    _check_count(len(body.inputs or ()), settings.max_predict_inputs, "inputs")
     info = get_study(engine, name)
+    inputs, times = _inputs(body, info)
+    _check_count(len(inputs), settings.max_predict_inputs, "csv")
     with engine.connect() as conn:
         row = _pick(conn, info, body.trial)
         artifact_dir = trial_data.artifact_dir(conn, row.trial_id)
@@ -99,9 +106,8 @@ def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
         raise ApiError(422, "applies to forecasting studies only", "steps")
     from hpo_service.data.predict_csv import future_times  # pandas/torch: on predict only
 
-    inputs, times = _inputs(body, info)
     try:
-        predictions = predictor.predict(inputs, body.steps)
+        predictions = predictor.predict(inputs, body.steps, settings.predict_batch_size)
     except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as error:
         field = "csv" if body.csv is not None else "inputs"
         raise ApiError(422, f"cannot predict from these inputs: {error}", field) from None
@@ -112,6 +118,14 @@ def predict(name: StudyName, body: PredictIn, engine: EngineDep) -> PredictOut:
         predictions=q.finite(predictions),
         times=(future_times(times, len(predictions)) or None) if times else None,
     )
+
+
+def _check_count(count: int, limit: int, field: str) -> None:
+    """Refused before the model loads: one request's inputs bound the server's memory."""
+    if count > limit:
+        raise ApiError(
+            413, f"{count} inputs; at most {limit} per request (HPO_MAX_PREDICT_INPUTS)", field
+        )
 
 
 def _inputs(body: PredictIn, info: StudyInfo) -> tuple[list[Any], list[str]]:

@@ -13,6 +13,7 @@ from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
+from hpo_service.api.routes.workers import signal_study_workers
 from hpo_service.api.schemas import QueuedOut, QueueTrialIn, StudyOut, StudyPage, StudyPatch
 from hpo_service.api.views import study_out
 from hpo_service.data.sources import DataRoots
@@ -156,6 +157,7 @@ def remove(
     force: Annotated[bool, Query(description="Delete even while trials still run.")] = False,
 ) -> Response:
     get_study(engine, name)
+    signal_study_workers(engine, workers, name)  # a sibling server process's workers too
     workers.stop(name)
     running = trial_counts(engine, name)["RUNNING"]
     if running and not force:

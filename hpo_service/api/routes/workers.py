@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.status import HTTP_202_ACCEPTED
 
@@ -16,9 +16,16 @@ from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import WorkerOut, WorkerPage, WorkersIn, WorkersStarted, WorkersStopped
 from hpo_service.devices import DeviceError, parse_device
 from hpo_service.scheduling.registry import live_clause, live_cutoff, worker_info
+from hpo_service.scheduling.supervisor import Supervisor, signal_group_workers
 from hpo_service.store.db import session_scope
 from hpo_service.store.intake import check_data
-from hpo_service.store.models import ENDED, RunStatus, TrialRun, WorkerRecord
+from hpo_service.store.models import (
+    ACTIVE_WORKER_STATES,
+    ENDED,
+    RunStatus,
+    TrialRun,
+    WorkerRecord,
+)
 from hpo_service.store.studies import get_study, transition
 
 router = APIRouter(tags=["workers"])
@@ -88,9 +95,26 @@ def start_workers(
     summary="Stop this server's workers of a study",
 )
 def stop_workers(name: StudyName, engine: EngineDep, supervisor: SupervisorDep) -> WorkersStopped:
-    """Sends SIGTERM: each finishes its current epoch, queues the trial again and exits."""
+    """Sends SIGTERM: each finishes its current epoch, queues the trial again and exits. Under
+    `hpo serve --workers N`, the workers the other server processes started stop too."""
     get_study(engine, name)
-    return WorkersStopped(study=name, pids=supervisor.signal(name))
+    return WorkersStopped(study=name, pids=signal_study_workers(engine, supervisor, name))
+
+
+def signal_study_workers(engine: Engine, supervisor: Supervisor, name: str) -> list[int]:
+    """SIGTERM the study's workers this process started and, under `hpo serve --workers N`,
+    those its sibling processes started (found through the registry on this host)."""
+    own = supervisor.signal(name)
+    host = socket.gethostname()
+    with session_scope(engine) as session:
+        registered = session.scalars(
+            select(WorkerRecord.pid).where(
+                WorkerRecord.study_name == name,
+                WorkerRecord.host == host,
+                WorkerRecord.state.in_(ACTIVE_WORKER_STATES),
+            )
+        ).all()
+    return own + signal_group_workers(list(registered), own)
 
 
 def worker_out(record: WorkerRecord, cutoff: datetime, host: str, ours: set[int]) -> WorkerOut:
