@@ -22,6 +22,7 @@ from hpo_service.config import Settings
 from hpo_service.data import load_dataset
 from hpo_service.data.sources import DataRoots
 from hpo_service.jsonsafe import finite_json
+from hpo_service.scheduling.baselines import ensure_baselines
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.spec import StudySpec
 from hpo_service.spec.sampling import suggest_params
@@ -130,6 +131,7 @@ def run_trial(
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
     data = load_dataset(spec.task, DataRoots.from_settings(settings), settings.cache_dir)
+    retry(lambda: ensure_baselines(settings, spec, data))  # once per study, before its first fit
     try:
         result = fit(config, data, _pruning_callback(trial, spec), should_stop)
     except torch.cuda.OutOfMemoryError as error:  # this configuration does not fit the GPU

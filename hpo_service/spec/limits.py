@@ -35,6 +35,7 @@ NUMERIC_CAPS: dict[str, float] = {
     "search_space.grad_clip": 1000.0,
     "task.lookback": 5000,
     "task.horizon": 1000,
+    "task.season_length": 10_000,
     "task.min_freq": 100_000,
     "task.max_vocab": 1_000_000,
     "task.max_length": 5000,

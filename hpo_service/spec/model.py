@@ -71,6 +71,11 @@ class TaskSpec(StrictModel):
     feature_columns: list[str] | None = None
     lookback: PositiveInt = 24
     horizon: PositiveInt = 1
+    season_length: PositiveInt | None = Field(
+        default=None,
+        description="Forecasting: steps per season (12 for monthly data), used by the "
+        "seasonal-naive and ETS baselines; detected from the training part when unset.",
+    )
     missing: Literal["interpolate", "drop"] = "interpolate"
     min_freq: PositiveInt = 2
     max_vocab: PositiveInt = 20000
