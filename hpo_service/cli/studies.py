@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hpo_service.cli.baselines import fields_for, print_baselines
 from hpo_service.cli.common import console, err_console, print_json, settings
 from hpo_service.config import Settings
 from hpo_service.spec import SpecLimits
@@ -90,9 +91,11 @@ def study_show(
     """Show a study's state, trial counts and best trial."""
     cfg = settings()
     db.check_schema(cfg)
-    summary = summarize(cfg, get_study(db.get_engine(cfg), name))
+    info = get_study(db.get_engine(cfg), name)
+    summary = summarize(cfg, info)
+    fields = fields_for(cfg, info, summary)
     if as_json:
-        print_json(summary)
+        print_json({**summary, **fields})
         return
     console.print(
         f"[bold]{summary['name']}[/bold]  {summary['state']}  "
@@ -100,6 +103,7 @@ def study_show(
     )
     console.print("counts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
     _print_best(summary)
+    print_baselines(console, summary["metrics"][0], fields)
 
 
 def _print_best(summary: dict[str, Any]) -> None:
@@ -225,6 +229,7 @@ def run(
         + ", ".join(f"{k} {v}" for k, v in summary["counts"].items() if v)
     )
     _print_best(summary)
+    print_baselines(console, summary["metrics"][0], fields_for(cfg, info, summary))
     raise typer.Exit(exit_code(children))
 
 
