@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from hpo_service.spec.space import FloatRange, PositiveFloat, PositiveInt, SearchSpace, StrictModel
+from hpo_service.spec.space import (
+    FloatRange,
+    IntRange,
+    PositiveFloat,
+    PositiveInt,
+    SearchSpace,
+    StrictModel,
+)
 
 Kind = Literal["text_classification", "sequence_classification", "forecasting"]
 Direction = Literal["minimize", "maximize"]
@@ -183,6 +190,11 @@ class StudySpec(StrictModel):
             )
         if self.sampler.type == "grid":
             for name, value in self.search_space:
+                if isinstance(value, FloatRange | IntRange) and value.when is not None:
+                    raise ValueError(
+                        f"sampler: grid cannot search a conditional range (search_space.{name}"
+                        ".when); use tpe or random"
+                    )
                 if isinstance(value, FloatRange) and value.step is None:
                     raise ValueError(
                         f"sampler: grid needs finite choices; search_space.{name} is a "
