@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from hpo_service.store.db import session_scope
@@ -51,6 +51,28 @@ class Verdict(BaseModel):
 def _study_id(engine: Engine, name: str) -> int | None:
     with session_scope(engine) as session:
         return session.scalar(select(StudyRecord.id).where(StudyRecord.name == name))
+
+
+def baseline_lines(conn: Connection, name: str, objective: int = 0) -> list[tuple[str, float]]:
+    """(label, validation value) per stored baseline of study ``name``, for the metric of its
+    ``objective``: the reference lines of the history plot, whose points are validation values
+    too. [] before the baselines are computed."""
+    row = conn.execute(
+        select(StudyRecord.spec, BaselineRecord.results)
+        .join(BaselineRecord, StudyRecord.id == BaselineRecord.study_id)
+        .where(StudyRecord.name == name)
+    ).first()
+    if row is None:
+        return []
+    metrics = row.spec.get("task", {}).get("metric", "loss")
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if objective >= len(metrics):
+        return []
+    lines = [
+        (r.get("label", r.get("name", "?")), _figure(r.get("val"), metrics[objective]))
+        for r in row.results
+    ]
+    return [(label, value) for label, value in lines if value is not None]
 
 
 def get_baselines(engine: Engine, name: str) -> StoredBaselines | None:
