@@ -92,11 +92,11 @@ def report(row: dict[str, Any]) -> None:
     shown = "-" if test is None else f"{test:.4f}"
     done = ", ".join(f"{k} {v}" for k, v in row["trials"].items() if v)
     print(f"\n== {row['dataset']} ({metric}, test split) {row['seconds']} s; trials: {done}")
-    print(f"  best trial            {shown}   (validation {row['best_val']})")
+    print(f"  {'best trial':<34}  {shown}   (validation {row['best_val']})")
     for b in row["baselines"]:
         ratio = "-" if test is None or not b["test"] else f"{test / b['test']:.3f}"
         figure = "-" if b["test"] is None else f"{b['test']:.4f}"
-        print(f"  {b['label'][:20]:<20}  {figure}   best/baseline {ratio}")
+        print(f"  {b['label'][:34]:<34}  {figure}   best/baseline {ratio}")
     if row["note"]:
         print(f"  baselines: {row['note']}")
     print(f"  verdict: {row['verdict']}")
