@@ -48,6 +48,10 @@ def test_detail_and_best_show_baselines_and_verdict(migrated: Settings, api: Tes
     best = api.get("/api/studies/fc/best").json()
     assert best["best_vs_baseline"] == verdict
     assert [b["name"] for b in best["baselines"]] == names
+    figure = api.get("/api/studies/fc/plots/history").json()
+    lines = [t for t in figure["data"] if t["name"].startswith("baseline: ")]
+    assert [t["name"] for t in lines] == [f"baseline: {b['label']}" for b in detail["baselines"]]
+    assert lines[2]["y"] == [pytest.approx(detail["baselines"][2]["val"])] * 2  # validation
     listed = api.get("/api/studies").json()["items"][0]
     assert listed["baselines"] is None  # lists skip the per-study query
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from hpo_service.store.db import session_scope
@@ -56,7 +56,10 @@ def _study_id(engine: Engine, name: str) -> int | None:
 def baseline_lines(conn: Connection, name: str, objective: int = 0) -> list[tuple[str, float]]:
     """(label, validation value) per stored baseline of study ``name``, for the metric of its
     ``objective``: the reference lines of the history plot, whose points are validation values
-    too. [] before the baselines are computed."""
+    too. [] before the baselines are computed, and on a plain Optuna database (plots work on
+    any Optuna database, where the service's tables do not exist)."""
+    if not inspect(conn).has_table(BaselineRecord.__tablename__):
+        return []
     row = conn.execute(
         select(StudyRecord.spec, BaselineRecord.results)
         .join(BaselineRecord, StudyRecord.id == BaselineRecord.study_id)
