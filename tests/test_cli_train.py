@@ -197,3 +197,18 @@ def test_predict_uses_the_best_trials_artifacts(cli: typer.Typer, tmp_path: Path
     short.write_text("1\n2\n")
     too_short = CliRunner().invoke(cli, ["predict", "spots", "--input", str(short)])
     assert too_short.exit_code == 2 and "at least 24" in too_short.stderr
+
+
+def test_a_conditional_range_defaults_to_its_branch_midpoint() -> None:
+    space = SearchSpace(
+        optimizer=["sgd", "adam"],
+        learning_rate={
+            "low": 1e-4,
+            "high": 1e-2,
+            "log": True,
+            "when": {"optimizer": {"sgd": {"low": 0.01, "high": 1.0}}},
+        },
+    )
+    assert resolve_params(space, [])["learning_rate"] == pytest.approx(0.1)  # sgd: first choice
+    adam = resolve_params(space, ["optimizer=adam"])
+    assert adam["learning_rate"] == pytest.approx(1e-3) and next(iter(adam)) == "learning_rate"

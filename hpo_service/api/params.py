@@ -10,6 +10,8 @@ import math
 from typing import Any
 
 from hpo_service.spec import FloatRange, IntRange, SearchSpace, SpecError
+from hpo_service.spec.sampling import optuna_name
+from hpo_service.spec.space import condition_key
 
 
 def _is_number(value: Any) -> bool:
@@ -55,13 +57,18 @@ def check_params(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any]:
             problems.append(f"params.{key}: not a search-space entry (known: {', '.join(known)})")
             continue
         entry = getattr(space, key)
+        control = condition_key(entry)
+        if control is not None and control not in params:
+            problems.append(f"params.{key}: its range depends on {control}; give {control} too")
+            continue
+        label, entry = optuna_name(key, entry, params)
         try:
             fixed = _one(entry, value)
         except ValueError as error:
             problems.append(f"params.{key}: {error}")
             continue
         if isinstance(entry, FloatRange | IntRange | list | tuple):
-            checked[key] = fixed
+            checked[label] = fixed  # a conditional range's branch has its own Optuna name
     if problems:
         raise SpecError(problems)
     if not checked:

@@ -18,9 +18,48 @@ class BestOutline(BaseModel):
     number: int
     value: float | None
     params: dict[str, Any]
+    test_metrics: dict[str, float | None] | None = Field(
+        default=None, description="Every metric on the test split, as the trial reported it."
+    )
 
 
-class StudyOut(BaseModel):
+class BaselineOut(BaseModel):
+    """A simple model the study is measured against, on the trials' own splits and metric."""
+
+    name: str = Field(description="naive, seasonal_naive, ets, majority, tfidf_logreg, logreg, knn")
+    label: str
+    val: float | None = Field(description="The study's first metric on the validation split.")
+    test: float | None = Field(description="The study's first metric on the test split.")
+    detail: str = Field(description="Chosen setting, season length, or why a fallback was used.")
+
+
+class VerdictOut(BaseModel):
+    """Best trial vs the best baseline (best on validation), on test when both have a figure."""
+
+    baseline: str
+    split: str = Field(description="test or validation")
+    trial_value: float
+    baseline_value: float
+    relative: float | None = Field(description="Improvement as a fraction; negative: worse.")
+    beats: bool
+    text: str = Field(examples=["beats the best baseline by 12.5%; rmse on test: 21 vs 24 (ETS)"])
+
+
+class BaselineFields(BaseModel):
+    """Filled in for one study (GET /api/studies/{name} and /best), not in study lists."""
+
+    baselines: list[BaselineOut] | None = Field(
+        default=None, description="None until the first trial's worker computed them."
+    )
+    baselines_note: str | None = Field(
+        default=None, description="Why there are no baselines (not computed yet, or an error)."
+    )
+    best_vs_baseline: VerdictOut | None = Field(
+        default=None, description="None without a COMPLETE trial or baselines."
+    )
+
+
+class StudyOut(BaselineFields):
     """A study: its stored spec, lifecycle state, trial counts, best trial and progress."""
 
     name: str
@@ -149,7 +188,7 @@ class TrialDetail(TrialOut):
     )
 
 
-class BestOut(BaseModel):
+class BestOut(BaselineFields):
     study: str
     metrics: list[str]
     directions: list[str]

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hpo_service.cli.baselines import fields_for, print_baselines
 from hpo_service.cli.common import console, err_console, fmt_value, settings
 from hpo_service.cli.studies import print_best, study_limits
 from hpo_service.config import Settings
@@ -111,6 +112,7 @@ def _report(cfg: Settings, info: StudyInfo) -> bool:
     for line in failure_lines(failure_kinds(db.get_engine(cfg), info.id)):
         err_console.print(line, highlight=False, soft_wrap=True, markup=False)
     print_best(summary)
+    print_baselines(console, summary["metrics"][0], fields_for(cfg, info, summary))
     return bool(summary["counts"]["COMPLETE"])
 
 

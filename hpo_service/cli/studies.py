@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from hpo_service.cli.baselines import fields_for, print_baselines
 from hpo_service.cli.common import console, fmt_value, print_json, settings
 from hpo_service.config import Settings
 from hpo_service.data.sources import DataRoots
@@ -88,9 +89,11 @@ def study_show(
     """Show a study's state, trial counts and best trial."""
     cfg = settings()
     db.check_schema(cfg)
-    summary = summarize(cfg, get_study(db.get_engine(cfg), name))
+    info = get_study(db.get_engine(cfg), name)
+    summary = summarize(cfg, info)
+    fields = fields_for(cfg, info, summary)
     if as_json:
-        print_json(summary)
+        print_json({**summary, **fields})
         return
     console.print(
         f"[bold]{summary['name']}[/bold]  {summary['state']}  "
@@ -98,6 +101,7 @@ def study_show(
     )
     console.print("counts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
     print_best(summary)
+    print_baselines(console, summary["metrics"][0], fields)
 
 
 def print_best(summary: dict[str, Any]) -> None:

@@ -30,6 +30,8 @@ from hpo_service.spec import (
     split_params,
 )
 from hpo_service.spec.limits import check_limits
+from hpo_service.spec.sampling import optuna_name
+from hpo_service.spec.space import condition_key
 from hpo_service.spec.suggest import did_you_mean
 from hpo_service.store.db import get_engine
 from hpo_service.store.intake import intake_file
@@ -73,7 +75,10 @@ def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
             raise CliError(f"--param {key.strip()}: unknown key{hint}; use one of {known}")
         given[key.strip()] = value
     params: dict[str, Any] = {}
-    for name, entry in space:
+    entries = dict(space)
+    # A conditional range's midpoint is its chosen branch's: resolve what it depends on first.
+    for name in sorted(entries, key=lambda n: condition_key(entries[n]) is not None):
+        _, entry = optuna_name(name, entries[name], params)
         default = entry[0] if isinstance(entry, list) else entry
         if isinstance(entry, FloatRange | IntRange):
             default = _midpoint(entry)
@@ -86,6 +91,7 @@ def resolve_params(space: SearchSpace, overrides: list[str]) -> dict[str, Any]:
             except ValueError as error:
                 raise CliError(f"--param {name}: {error}") from None
         params[name] = default
+    params = {name: params[name] for name in entries}
     _validate(params)
     return params
 

@@ -38,7 +38,8 @@ def split_bounds(n: int, task: TaskSpec, internal_test: bool = True) -> tuple[in
     internal_test = internal_test and task.test_fraction > 0
     val_end = n - max(1, round(n * task.test_fraction)) if internal_test else n
     train_end = val_end - max(1, round(n * task.val_fraction))
-    need = task.lookback + task.horizon + transforms.lag(task.target_transform, task.season)
+    season = transforms.season_of(task.season)
+    need = task.lookback + task.horizon + transforms.lag(task.target_transform, season)
     short_test = internal_test and n - val_end < task.horizon
     if train_end < need or val_end - train_end < task.horizon or short_test:
         raise DatasetError(
@@ -87,8 +88,8 @@ def prepare_series(
                 f"task.test_dataset: {len(continuation)} values, fewer than horizon {task.horizon}"
             )
         series = np.concatenate([series, continuation])
-    k = transforms.lag(task.target_transform, task.season)
-    z = transforms.forward(series, task.target_transform, task.season)
+    k = transforms.lag(task.target_transform, transforms.season_of(task.season))
+    z = transforms.forward(series, task.target_transform, transforms.season_of(task.season))
     mean = float(z[: train_end - k].mean())
     std = float(z[: train_end - k].std()) or 1.0
     scaled = (z - mean) / std
@@ -105,7 +106,7 @@ def prepare_series(
         lookback=task.lookback,
         horizon=task.horizon,
         target_transform=task.target_transform,
-        season=task.season,
+        season=transforms.season_of(task.season),
         dataset=task.dataset,
     )
 

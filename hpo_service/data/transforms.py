@@ -16,6 +16,13 @@ import torch
 from hpo_service.data.prepared import DatasetError
 
 TRANSFORMS = ("none", "log", "diff", "seasonal_diff")
+#: seasonal_diff's lag when ``task.season`` is unset (monthly data).
+DEFAULT_SEASON = 12
+
+
+def season_of(season: int | None) -> int:
+    """``task.season``, or :data:`DEFAULT_SEASON` when the spec leaves it unset."""
+    return season or DEFAULT_SEASON
 
 
 def lag(transform: str, season: int) -> int:

@@ -21,6 +21,7 @@ from hpo_service.plots.figure import (
     shown_note,
 )
 from hpo_service.plots.options import Request
+from hpo_service.store.baselines import baseline_lines
 from hpo_service.store.best import losses, pareto_mask
 
 MAX_EDF_POINTS = 500
@@ -62,12 +63,31 @@ def history(req: Request) -> Figure:
             "line": {"shape": "hv", "color": color(1), "width": 2},
         },
     ]
+    traces += baseline_traces(req, obj.numbers)
     layout = base_layout(
         title,
         xaxis=labels.trial_axis(obj.numbers),
         yaxis={"title": {"text": obj.axis_title}},
     )
     return {"data": traces, "layout": layout}
+
+
+def baseline_traces(req: Request, numbers: np.ndarray) -> list[dict[str, Any]]:
+    """A dashed horizontal line per stored baseline at its validation value, across the trials
+    shown (the points are validation values too), named "baseline: <label>" in the legend."""
+    span = [int(numbers.min()), int(numbers.max())]
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": f"baseline: {label}",
+            "x": span,
+            "y": [value, value],
+            "line": {"dash": "dash", "width": 1, "color": color(2 + i)},
+            "hovertemplate": f"{label}<br>%{{y}}<extra></extra>",
+        }
+        for i, (label, value) in enumerate(baseline_lines(req.conn, req.study.name, req.objective))
+    ]
 
 
 def edf_xy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:

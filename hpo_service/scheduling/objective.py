@@ -25,6 +25,7 @@ from hpo_service.data import PreparedData, load_dataset
 from hpo_service.data.folds import cv_folds
 from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
+from hpo_service.scheduling.baselines import ensure_baselines
 from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
 from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
@@ -180,6 +181,7 @@ def run_trial(
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
     data = load_dataset(task, DataRoots.from_settings(settings), settings.cache_dir)
+    retry(lambda: ensure_baselines(settings, spec, data))  # once per study, before its first fit
     # Pruning compares one split's epochs; a cross-validated value is known only at the end.
     pruning = None if spec.task.cv_folds else _pruning_callback(trial, spec)
     try:

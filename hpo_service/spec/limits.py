@@ -20,7 +20,7 @@ from typing import Any
 
 from hpo_service.spec.model import UPLOAD_ID, UPLOAD_PREFIX, StudySpec
 from hpo_service.spec.size import estimate
-from hpo_service.spec.space import SearchSpace
+from hpo_service.spec.space import SearchSpace, highest
 
 #: Upper bound of every numeric field, by dotted path. A search-space bound applies to a fixed
 #: value, to every choice and to a range's ``high``. HPO_SPEC_CAPS overrides entries.
@@ -126,7 +126,7 @@ def _over_cap(path: str, value: Any, cap: float) -> str | None:
     if isinstance(value, list | tuple):
         over = [v for v in value if v > cap]
         return f"{path}: choice {_num(max(over))} {suffix}" if over else None
-    high = getattr(value, "high", None)
+    high = highest(value) if hasattr(value, "high") else None  # a conditional range: any branch
     if high is not None:
         return f"{path}: high ({_num(high)}) {suffix}" if high > cap else None
     return f"{path}: {_num(value)} {suffix}" if value is not None and value > cap else None

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, model_validator
 from hpo_service.spec.space import (
     DATA_PARAMETERS,
     FloatRange,
+    IntRange,
     PositiveFloat,
     PositiveInt,
     SearchSpace,
@@ -84,7 +85,12 @@ class TaskSpec(StrictModel):
         description="Forecasting: model log(1+y), the difference y[t]-y[t-1] or y[t]-y[t-season]; "
         "metrics and predictions are inverted to original units.",
     )
-    season: PositiveInt = Field(default=12, description="Period of seasonal_diff, in steps.")
+    season: PositiveInt | None = Field(
+        default=None,
+        description="Forecasting: steps per season (12 for monthly data): the lag of "
+        "seasonal_diff (12 when unset), and the season of the seasonal-naive and ETS baselines "
+        "(detected from the training part when unset).",
+    )
     missing: Literal["interpolate", "drop"] = "interpolate"
     min_freq: PositiveInt = 2
     max_vocab: PositiveInt = 20000
@@ -239,6 +245,11 @@ class StudySpec(StrictModel):
                 raise ValueError(f"search_space: {name} is searched for forecasting only")
         if self.sampler.type == "grid":
             for name, value in self.search_space:
+                if isinstance(value, FloatRange | IntRange) and value.when is not None:
+                    raise ValueError(
+                        f"sampler: grid cannot search a conditional range (search_space.{name}"
+                        ".when); use tpe or random"
+                    )
                 if isinstance(value, FloatRange) and value.step is None:
                     raise ValueError(
                         f"sampler: grid needs finite choices; search_space.{name} is a "

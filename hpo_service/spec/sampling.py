@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 
 from hpo_service.spec.model import StudySpec
-from hpo_service.spec.space import FloatRange, IntRange, SearchSpace
+from hpo_service.spec.space import FloatRange, IntRange, SearchSpace, branches, condition_key
 
 
 def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
@@ -73,20 +73,43 @@ def grid_space(space: SearchSpace) -> dict[str, list[Any]]:
     return grid
 
 
+def optuna_name(name: str, entry: Any, params: dict[str, Any]) -> tuple[str, Any]:
+    """The Optuna parameter name and range of entry ``name`` given the values chosen so far.
+
+    A conditional range (``when``) is a distinct Optuna parameter per branch,
+    ``learning_rate[sgd]``, and the entry's own range stays ``learning_rate``: Optuna's TPE
+    models each name from the trials that have it, so SGD's learning rates (0.01-0.5) never
+    shape the density Adam's (1e-4-1e-2) are drawn from, and no name ever changes its
+    distribution (which Optuna refuses for a change of ``log``, and which the cached TPE of
+    ``scheduling/tpe.py`` would have to fall back on). The trainer still gets
+    ``learning_rate``."""
+    key = condition_key(entry)
+    if key is not None and key in params:
+        choice = str(params[key])
+        branch = branches(entry).get(choice)
+        if branch is not None:
+            return f"{name}[{choice}]", branch
+    return name, entry
+
+
 def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
-    """Every search-space entry resolved to a value: searched ones through ``trial``."""
+    """Every search-space entry resolved to a value: searched ones through ``trial``.
+    Entries a conditional range depends on are suggested first."""
+    entries = dict(space)
+    order = sorted(entries, key=lambda n: condition_key(entries[n]) is not None)
     params: dict[str, Any] = {}
-    for name, entry in space:
+    for name in order:
+        label, entry = optuna_name(name, entries[name], params)
         if isinstance(entry, FloatRange):
             params[name] = trial.suggest_float(
-                name, entry.low, entry.high, log=entry.log, step=entry.step
+                label, entry.low, entry.high, log=entry.log, step=entry.step
             )
         elif isinstance(entry, IntRange):
             params[name] = trial.suggest_int(
-                name, entry.low, entry.high, log=entry.log, step=entry.step
+                label, entry.low, entry.high, log=entry.log, step=entry.step
             )
         elif isinstance(entry, list):
-            params[name] = trial.suggest_categorical(name, list(entry))
+            params[name] = trial.suggest_categorical(label, list(entry))
         elif entry is not None:  # None: a data entry left to the task's own value
             params[name] = entry
-    return params
+    return {name: params[name] for name in entries}

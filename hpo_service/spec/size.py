@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo_service.spec.model import TaskSpec
-from hpo_service.spec.space import SearchSpace
+from hpo_service.spec.space import SearchSpace, highest
 
 #: Weights are float32.
 BYTES_PER_VALUE = 4
@@ -80,10 +80,11 @@ class Estimate:
 
 
 def _largest(entry: Any) -> Any:
-    """The largest value an entry can take: a list's maximum, a range's ``high``, the value."""
+    """The largest value an entry can take: a list's maximum, a range's ``high`` (in any of its
+    ``when`` branches), the value."""
     if isinstance(entry, list | tuple):
         return max(entry)
-    return getattr(entry, "high", entry)
+    return highest(entry) if hasattr(entry, "high") else entry
 
 
 def largest_params(space: SearchSpace) -> dict[str, Any]:

@@ -23,11 +23,41 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatRange(StrictModel):
+def _inherit(data: Any) -> Any:
+    """A ``when`` branch takes ``log`` and ``step`` from its entry unless it sets them."""
+    if isinstance(data, dict) and isinstance(data.get("when"), dict):
+        shared = {k: data[k] for k in ("log", "step") if k in data}
+        when = {}
+        for key, branches in data["when"].items():
+            if isinstance(branches, dict):
+                branches = {
+                    c: {**shared, **b} if isinstance(b, dict) else b for c, b in branches.items()
+                }
+            when[key] = branches
+        data = {**data, "when": when}
+    return data
+
+
+class _Conditional(StrictModel):
+    """A range whose bounds may depend on a choice: ``when: {optimizer: {sgd: {low, high}}}``
+    (one controlling entry; each listed choice gets its own range, the others this one)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_log_and_step(cls, data: Any) -> Any:
+        return _inherit(data)
+
+
+class FloatRange(_Conditional):
     low: float
     high: float
     log: bool = False
     step: float | None = Field(default=None, gt=0)
+    when: dict[str, dict[str, FloatRange]] | None = Field(
+        default=None,
+        description="Ranges per choice of another entry, e.g. {optimizer: {sgd: "
+        "{low: 0.01, high: 0.5}}}; choices not listed use this range.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatRange:
@@ -40,11 +70,12 @@ class FloatRange(StrictModel):
         return self
 
 
-class IntRange(StrictModel):
+class IntRange(_Conditional):
     low: int
     high: int
     log: bool = False
     step: int = Field(default=1, ge=1)
+    when: dict[str, dict[str, IntRange]] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
@@ -107,28 +138,15 @@ class SearchSpace(StrictModel):
 
     @model_validator(mode="after")
     def _ranges_within_bounds(self) -> SearchSpace:
-        bounds = {
-            "learning_rate": (0.0, None, False),
-            "batch_size": (1, None, True),
-            "hidden_units": (1, None, True),
-            "num_layers": (1, None, True),
-            "dropout": (0.0, 1.0, True),
-            "embedding_dim": (1, None, True),
-            "weight_decay": (0.0, None, True),
-            "grad_clip": (0.0, None, True),
-            "lookback": (1, None, True),
-        }
-        for name, (low, high, low_inclusive) in bounds.items():
-            value = getattr(self, name)
+        for name, value in self:
             if not isinstance(value, FloatRange | IntRange):
                 continue
-            too_low = value.low < low if low_inclusive else value.low <= low
-            if too_low:
-                raise ValueError(
-                    f"{name}: low ({value.low}) must be {'>=' if low_inclusive else '>'} {low}"
-                )
-            if high is not None and value.high >= high:
-                raise ValueError(f"{name}: high ({value.high}) must be < {high}")
+            _check_bounds(name, name, value)
+            if value.when is not None:
+                check_condition(self, name, value.when)
+                ((key, branches),) = value.when.items()
+                for choice, branch in branches.items():
+                    _check_bounds(name, f"{name}.when.{key}.{choice}", branch)
         return self
 
     def fixed_values(self) -> dict[str, Any]:
@@ -138,6 +156,72 @@ class SearchSpace(StrictModel):
             for name, value in self
             if value is not None and not isinstance(value, list | FloatRange | IntRange)
         }
+
+
+_BOUNDS: dict[str, tuple[float, float | None, bool]] = {
+    "learning_rate": (0.0, None, False),
+    "batch_size": (1, None, True),
+    "hidden_units": (1, None, True),
+    "num_layers": (1, None, True),
+    "dropout": (0.0, 1.0, True),
+    "embedding_dim": (1, None, True),
+    "weight_decay": (0.0, None, True),
+    "grad_clip": (0.0, None, True),
+    "lookback": (1, None, True),
+}
+
+
+def _check_bounds(name: str, where: str, value: FloatRange | IntRange) -> None:
+    """A range of entry ``name`` (``where``: the entry or one of its branches) within the
+    values the trainer accepts."""
+    if name not in _BOUNDS:
+        return
+    low, high, low_inclusive = _BOUNDS[name]
+    too_low = value.low < low if low_inclusive else value.low <= low
+    if too_low:
+        raise ValueError(
+            f"{where}: low ({value.low}) must be {'>=' if low_inclusive else '>'} {low}"
+        )
+    if high is not None and value.high >= high:
+        raise ValueError(f"{where}: high ({value.high}) must be < {high}")
+
+
+def branches(entry: Any) -> dict[str, Any]:
+    """A range's ranges per choice ({} for an unconditional entry)."""
+    when = getattr(entry, "when", None)
+    return dict(next(iter(when.values()))) if when else {}
+
+
+def condition_key(entry: Any) -> str | None:
+    """The entry a conditional range depends on (None for any other entry)."""
+    when = getattr(entry, "when", None)
+    return next(iter(when)) if when else None
+
+
+def highest(entry: Any) -> Any:
+    """The largest value a range allows in any branch (limits and the size estimate use it)."""
+    return max([entry.high, *(b.high for b in branches(entry).values())])
+
+
+def check_condition(space: SearchSpace, name: str, when: dict[str, Any]) -> None:
+    """``when`` names one other entry, a list of text choices, and only choices it offers."""
+    if len(when) != 1:
+        raise ValueError(f"{name}.when: name exactly one entry, got {len(when)}")
+    ((key, branches),) = when.items()
+    control = getattr(space, key, None) if key in SearchSpace.model_fields else None
+    if key == name or control is None or not isinstance(control, list):
+        lists = [n for n, v in space if isinstance(v, list) and n != name]
+        raise ValueError(
+            f"{name}.when.{key}: the range can depend only on an entry with a list of choices "
+            f"({', '.join(lists) or 'none in this space'})"
+        )
+    if not all(isinstance(c, str) for c in control):
+        raise ValueError(f"{name}.when.{key}: only entries whose choices are words qualify")
+    for choice, branch in branches.items():
+        if choice not in control:
+            raise ValueError(f"{name}.when.{key}.{choice}: not one of the choices {control}")
+        if branch.when is not None:
+            raise ValueError(f"{name}.when.{key}.{choice}: a branch cannot have its own when")
 
 
 #: Search-space entries that change the data, not the trainer: a trial's value replaces the task

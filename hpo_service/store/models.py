@@ -230,3 +230,19 @@ class TrialDataRecord(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     artifact_dir: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class BaselineRecord(Base):
+    """A study's baselines (``train.baselines``), computed once by the first worker that trains
+    one of its trials. One row per study (the unique ``study_id`` makes a racing second insert
+    a no-op); ``results`` is the list of baselines, ``error`` says why there are none."""
+
+    __tablename__ = "hpo_baselines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -282,7 +282,12 @@ def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
     if not ids:
         return None
     trial = get_storage(settings).get_trial(ids[0])
-    return {"number": trial.number, "value": trial.value, "params": trial.params}
+    return {
+        "number": trial.number,
+        "value": trial.value,
+        "params": trial.params,
+        "test_metrics": trial.user_attrs.get("test_metrics"),
+    }
 
 
 def requeued_failures(engine: Engine, name: str) -> int:

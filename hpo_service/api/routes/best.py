@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 
 from hpo_service.api import trial_queries as q
+from hpo_service.api.baselines import baseline_fields
 from hpo_service.api.deps import EngineDep, SettingsDep, StudyName
 from hpo_service.api.errors import ApiError
 from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
@@ -42,8 +43,14 @@ def best(name: StudyName, engine: EngineDep) -> BestOut:
     info = get_study(engine, name)
     with engine.connect() as conn:
         trials = [trial_detail(conn, row) for row in best_rows(conn, info)]
+    top = trials[0]
+    fields = baseline_fields(engine, info, top.value, top.metrics.get("test"))
     return BestOut(
-        study=name, metrics=info.spec.task.metrics, directions=info.spec.directions, trials=trials
+        study=name,
+        metrics=info.spec.task.metrics,
+        directions=info.spec.directions,
+        trials=trials,
+        **fields,
     )
 
 

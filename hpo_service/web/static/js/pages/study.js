@@ -172,7 +172,15 @@ export async function render(root, { name, query }, scope) {
         h("h2", {}, "Best trial ", h("a", { href: trialHref(name, b.number) }, `#${b.number}`)),
         h("span", { class: "best-value", id: "best-value" }, summary.metrics.map((m, i) => `${m} = ${fmtNumber(values[i])}`).join(", "))),
       h("div", { class: "kv-list" }, Object.entries(b.params || {}).map(([k, v]) =>
-        h("span", { class: "kv" }, h("span", { class: "k" }, k), " ", h("b", {}, fmtParam(v))))));
+        h("span", { class: "kv" }, h("span", { class: "k" }, k), " ", h("b", {}, fmtParam(v))))),
+      baselineVerdict(summary));
+  }
+
+  /** The API's verdict sentence against the best baseline (or why there is none yet). */
+  function baselineVerdict(s) {
+    const v = s.best_vs_baseline;
+    if (v) return h("p", { class: `verdict ${v.beats ? "beats" : "loses"}`, id: "baseline-verdict" }, v.text);
+    return s.baselines_note ? h("p", { class: "muted", id: "baseline-verdict" }, `Baselines: ${s.baselines_note}`) : null;
   }
 
   // --- plots ---

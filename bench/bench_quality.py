@@ -1,0 +1,143 @@
+"""Model quality: each example spec at a fixed budget against its baselines.
+
+Run by hand (not a test), from the checkout:
+
+    python bench/bench_quality.py --data-dir ../shared/datasets                 # every spec
+    python bench/bench_quality.py --specs sunspots,co2 --trials 6 --epochs 8    # quicker
+
+Each spec in ``example-specs/`` runs as a study on a scratch SQLite database (a real worker, the
+spec's sampler and pruner), with ``--trials`` / ``--epochs`` replacing the spec's budget when
+given. Per dataset it prints the best trial's test metric (the trial chosen on validation, as
+the service chooses it), each baseline's test figure (computed by the worker on the same splits,
+see ``hpo_service/train/baselines.py``), the ratio best / baseline, the service's verdict, and a
+published reference where one exists. ``--json FILE`` also writes the figures.
+
+The issue's targets: sunspots and co2 best test RMSE at least 10% below seasonal naive and below
+ETS; SMS spam F1 >= 0.95; digits at least the scikit-learn baseline; SST-2 dev >= 0.86.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpo_service.api.baselines import baseline_fields
+from hpo_service.config import Settings
+from hpo_service.scheduling.worker import Worker, WorkerOptions
+from hpo_service.spec import parse_spec
+from hpo_service.store import db
+from hpo_service.store.studies import create_study, get_study, summarize
+
+SPECS = Path(__file__).resolve().parents[1] / "example-specs"
+#: Published figures on the same task, for orientation (not the same split unless said so).
+REFERENCES = {
+    "sst2": "SST binary test set (not GLUE dev): NB 0.818, RNTN 0.854 (Socher et al. 2013); "
+    "BiLSTM 0.875 (Tai et al. 2015)",
+}
+TARGETS = {
+    "sunspots": "rmse <= 0.9 x seasonal naive and < ETS",
+    "co2": "rmse <= 0.9 x seasonal naive and < ETS",
+    "sms_spam": "f1 >= 0.95",
+    "digits": "accuracy >= scikit-learn baseline",
+    "sst2": "dev accuracy >= 0.86",
+}
+
+
+def load_spec(name: str, trials: int | None, epochs: int | None) -> dict[str, Any]:
+    raw = yaml.safe_load((SPECS / f"{name}.yaml").read_text())
+    raw["name"] = f"{raw['name']}-quality"
+    budget = raw.setdefault("budget", {})
+    if trials is not None:
+        budget["n_trials"] = trials
+    if epochs is not None:
+        budget["max_epochs"] = epochs
+    return dict(raw)
+
+
+def run_one(settings: Settings, raw: dict[str, Any]) -> dict[str, Any]:
+    """Train the study with one in-process worker; the summary plus baselines and verdict."""
+    spec = parse_spec(raw)
+    started = time.perf_counter()
+    info = create_study(settings, spec, start=True)
+    Worker(settings, WorkerOptions(study=info.name, exit_when_idle=True)).serve()
+    info = get_study(db.get_engine(settings), info.name)
+    summary = summarize(settings, info)
+    best = summary["best"] or {}
+    fields = baseline_fields(
+        db.get_engine(settings), info, best.get("value"), best.get("test_metrics")
+    )
+    metric = spec.task.metrics[0]
+    test = (best.get("test_metrics") or {}).get(metric)
+    return {
+        "dataset": spec.task.dataset,
+        "metric": metric,
+        "trials": summary["counts"],
+        "best_val": best.get("value"),
+        "best_test": test,
+        "baselines": fields["baselines"] or [],
+        "note": fields["baselines_note"],
+        "verdict": (fields["best_vs_baseline"] or {}).get("text"),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def report(row: dict[str, Any]) -> None:
+    metric, test = row["metric"], row["best_test"]
+    shown = "-" if test is None else f"{test:.4f}"
+    done = ", ".join(f"{k} {v}" for k, v in row["trials"].items() if v)
+    print(f"\n== {row['dataset']} ({metric}, test split) {row['seconds']} s; trials: {done}")
+    print(f"  {'best trial':<34}  {shown}   (validation {row['best_val']})")
+    for b in row["baselines"]:
+        ratio = "-" if test is None or not b["test"] else f"{test / b['test']:.3f}"
+        figure = "-" if b["test"] is None else f"{b['test']:.4f}"
+        print(f"  {b['label'][:34]:<34}  {figure}   best/baseline {ratio}")
+    if row["note"]:
+        print(f"  baselines: {row['note']}")
+    print(f"  verdict: {row['verdict']}")
+    print(f"  target: {TARGETS.get(row['dataset'], '-')}")
+    if row["dataset"] in REFERENCES:
+        print(f"  published: {REFERENCES[row['dataset']]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--specs",
+        default="sunspots,co2,digits,sms_spam",
+        help="comma-separated example-specs names (sst2 takes tens of minutes)",
+    )
+    parser.add_argument("--trials", type=int, default=None, help="n_trials (default: the spec's)")
+    parser.add_argument("--epochs", type=int, default=None, help="max_epochs (default: the spec's)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder with sst2/, sms_spam/")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hpo-quality-") as tmp:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            database_url=f"sqlite:///{tmp}/quality.db",
+            artifact_dir=Path(tmp) / "artifacts",
+            cache_dir=Path(tmp) / "cache",
+            upload_dir=Path(tmp) / "uploads",
+            data_dir=args.data_dir,
+            device="cpu",
+            worker_threads=args.threads,
+        )
+        db.migrate(settings)
+        for name in args.specs.split(","):
+            row = run_one(settings, load_spec(name.strip(), args.trials, args.epochs))
+            report(row)
+            rows.append(row)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
