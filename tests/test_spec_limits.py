@@ -240,7 +240,11 @@ def test_stored_specs_outlive_lowered_limits(migrated: Settings) -> None:
 @pytest.fixture
 def api(migrated: Settings, tmp_path: Path) -> Iterator[TestClient]:
     """The API even with local paths allowed in its settings: it never passes them on."""
-    cfg = migrated.model_copy(update={"data_dir": tmp_path / "data", "allow_local_paths": True})
+    data = tmp_path / "data"
+    (data / "data").mkdir(parents=True)
+    for name in ("x.csv", "t.csv"):  # present: creation checks the dataset is there
+        (data / "data" / name).write_text("value\n" + "\n".join(str(i) for i in range(60)))
+    cfg = migrated.model_copy(update={"data_dir": data, "allow_local_paths": True})
     with TestClient(create_app(cfg)) as client:
         yield client
 

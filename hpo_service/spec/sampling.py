@@ -112,4 +112,4 @@ def suggest_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
             params[name] = trial.suggest_categorical(label, list(entry))
         elif entry is not None:  # None: a data entry left to the task's own value
             params[name] = entry
-    return {name: params[name] for name in entries}
+    return {name: params[name] for name in entries if name in params}
