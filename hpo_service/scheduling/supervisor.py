@@ -43,10 +43,18 @@ def signal_group_workers(pids: list[int], own: list[int]) -> list[int]:
     server process of the same ``hpo serve --workers N`` started, so that stopping a study's
     workers reaches every process's children, not only the one that took the request."""
     group = os.environ.get(SERVER_GROUP_ENV)
+    if not group:
+        return []
+    me = os.getpid()
+    return terminate(
+        [p for p in pids if p not in own and p != me and in_server_group(p, group)]
+    )
+
+
+def terminate(pids: list[int]) -> list[int]:
+    """SIGTERM each of ``pids``; returns those that were still there to receive it."""
     sent = []
     for pid in pids:
-        if not group or pid in own or pid == os.getpid() or not in_server_group(pid, group):
-            continue
         try:
             os.kill(pid, signal.SIGTERM)
             sent.append(pid)
@@ -117,14 +125,7 @@ class Supervisor:
 
     def signal(self, study: str | None = None) -> list[int]:
         """SIGTERM the live children (of one study, or all); returns their pids."""
-        sent = []
-        for pid in self.pids(study):
-            try:
-                os.kill(pid, signal.SIGTERM)
-                sent.append(pid)
-            except ProcessLookupError:
-                pass
-        return sent
+        return terminate(self.pids(study))
 
     def stop(self, study: str | None = None, timeout_s: float = STOP_TIMEOUT_S) -> list[int]:
         """SIGTERM, wait up to ``timeout_s`` for a clean exit, then SIGKILL what is left."""
