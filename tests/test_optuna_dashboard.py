@@ -57,6 +57,8 @@ def dashboard(database: Settings) -> Iterator[httpx.Client]:
     app = optuna_dashboard.wsgi(database.database_url)
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://dash") as client:
         yield client
+#: The small scalars a trained trial keeps on Optuna's side (store/trial_data.py keeps the rest).
+SMALL_ATTRS = {"stop_reason", "best_epoch", "n_params", "train_n", "val_n", "test_n"}
 
 
 def study_ids(client: httpx.Client) -> dict[str, int]:
@@ -74,10 +76,10 @@ def test_the_dashboard_shows_our_metric_names_and_small_attributes(
     for trial in detail["trials"]:
         assert trial["state"] == "Complete"
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
-        assert set(attrs) == {"stop_reason", "best_epoch", "n_params"}
+        assert set(attrs) == SMALL_ATTRS
         assert all(len(v) <= MAX_ATTR_CHARS for v in attrs.values()), attrs
     keys = {a["key"] for a in detail["union_user_attrs"]}
-    assert keys == {"stop_reason", "best_epoch", "n_params"}
+    assert keys == SMALL_ATTRS
 
 
 def test_the_control_study_has_the_wide_attribute(dashboard: httpx.Client) -> None:
