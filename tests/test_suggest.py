@@ -27,7 +27,7 @@ def test_known_keys_walk_nested_models_and_skip_union_tags() -> None:
     assert "n_trials" in known_keys(StudySpec, ("budget",))
     assert "learning_rate" in known_keys(StudySpec, ("search_space",))
     assert known_keys(StudySpec, ("search_space", "learning_rate", "range")) == [
-        "low", "high", "log", "step",
+        "low", "high", "log", "step", "when",
     ]  # fmt: skip
     assert known_keys(StudySpec, ("name",)) == []  # not a model: no keys, no hint
 

@@ -88,7 +88,8 @@ def test_a_trained_trial_leaves_small_scalars_on_optuna_and_the_rest_here(
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     with get_engine(trained).connect() as conn:
         for trial in trials:
-            assert set(trial.user_attrs) <= {"stop_reason", "best_epoch", "n_params"}
+            small = {"stop_reason", "best_epoch", "n_params", "train_n", "val_n", "test_n"}
+            assert set(trial.user_attrs) <= small
             assert all(is_small(v) for v in trial.user_attrs.values()), trial.user_attrs
             data = trial_data.load(conn, trial._trial_id)
             assert len(data.curves["val_loss"]) >= trial.user_attrs["best_epoch"] >= 1  # 1-based
