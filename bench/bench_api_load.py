@@ -14,7 +14,8 @@ and talk to 127.0.0.1 only. Rows: ``hpo serve`` with the response cache (default
 ``--dashboard-duration`` seconds (client timeout 90 s there, 30 s elsewhere). The last column is
 the CPU the server processes used per answered request, which a busy machine inflates far less
 than latency. Latencies are measured by the client, which shares the machine: the load average
-is printed before and after.
+is printed before and after, and the clients are :mod:`loadclient`'s lean keep-alive connections,
+whose CPU per request is printed too (httpx's took more CPU than the server it measured).
 With ``--url postgresql://...`` a fresh database ``hpo_bench_api`` is created on that server
 (dropped first if it exists).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -39,6 +41,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from loadclient import Connection, ProtocolError  # noqa: E402
+
 MAX_CLIENTS, MAX_DURATION_S = 200, 300.0
 
 
@@ -105,63 +109,72 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
-async def timed(
-    client: httpx.AsyncClient, kind: str, path: str, tally: Tally, **params: str
-) -> Any:
+async def timed(conn: Connection, kind: str, path: str, tally: Tally, **params: str) -> Any:
     began = time.perf_counter()
     try:
-        response = await client.get(path, params=params or None)
-    except httpx.HTTPError:
+        status, body = await conn.get(path, params or None)
+    except (OSError, ProtocolError, TimeoutError, asyncio.IncompleteReadError):
         tally.errors += 1
         return None
     tally.latencies.append(time.perf_counter() - began)
     tally.by_kind.setdefault(kind, []).append(tally.latencies[-1])
-    tally.bytes += len(response.content)
-    if response.status_code != 200:
+    tally.bytes += len(body)
+    if status != 200:
         tally.errors += 1
         return None
-    return response
+    return body
 
 
-async def service_client(client: httpx.AsyncClient, study: str, until: float, t: Tally) -> None:
+async def service_client(conn: Connection, study: str, until: float, t: Tally) -> None:
     after = "0.0"
     while time.monotonic() < until:
-        await timed(client, "list", "/api/studies", t)
-        await timed(client, "study", f"/api/studies/{study}", t)
+        await timed(conn, "list", "/api/studies", t)
+        await timed(conn, "study", f"/api/studies/{study}", t)
         path = f"/api/studies/{study}/trials"
-        page = await timed(client, "page", path, t, limit="50", after=after)
+        page = await timed(conn, "page", path, t, limit="50", after=after)
         if page is not None:
-            body = page.json()
+            body = json.loads(page)
             after = body["next_after"] if body["has_more"] else "0.0"
-        await timed(client, "plot", f"/api/studies/{study}/plots/history", t)
+        await timed(conn, "plot", f"/api/studies/{study}/plots/history", t)
 
 
-async def dashboard_client(
-    client: httpx.AsyncClient, study_id: int, until: float, t: Tally
-) -> None:
+async def dashboard_client(conn: Connection, study_id: int, until: float, t: Tally) -> None:
     while time.monotonic() < until:
-        await timed(client, "study", f"/api/studies/{study_id}", t, after="0")
+        await timed(conn, "study", f"/api/studies/{study_id}", t, after="0")
 
 
 async def load(
     port: int, clients: int, seconds: float, target: Any, arg: Any, timeout: float = 30
 ) -> Tally:
+    """``clients`` connections, each one request at a time (see :mod:`loadclient`)."""
     tally = Tally()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
-        until = time.monotonic() + seconds
-        await asyncio.gather(*(target(client, arg, until, tally) for _ in range(clients)))
+    conns = [Connection("127.0.0.1", port, timeout) for _ in range(clients)]
+    until = time.monotonic() + seconds
+    try:
+        await asyncio.gather(*(target(conn, arg, until, tally) for conn in conns))
+    finally:
+        await asyncio.gather(*(conn.close() for conn in conns))
     return tally
 
 
-def row(label: str, size: int, tally: Tally, seconds: float, cpu_s: float) -> str:
+def measured(pid: int, run: Any) -> tuple[Tally, float, float]:
+    """``run()``'s tally, the server's CPU seconds (``pid`` and its children) and this
+    process's (the clients')."""
+    server, client = cpu_seconds(pid), time.process_time()
+    tally = asyncio.run(run())
+    return tally, cpu_seconds(pid) - server, time.process_time() - client
+
+
+def row(label: str, size: int, seconds: float, result: tuple[Tally, float, float]) -> str:
+    tally, server_s, client_s = result
     lat = np.array(tally.latencies or [np.nan]) * 1000
     p50, p95, p99 = (np.percentile(lat, q) for q in (50, 95, 99))
     n = len(tally.latencies)
+    per = 1000 / max(1, n)
     return (
-        f"| {label} | {size:,} | {n} | {n / seconds:.0f} | {p50:.0f} | {p95:.0f} | {p99:.0f} "
-        f"| {tally.errors} | {tally.bytes / 1e6:.1f} | {cpu_s * 1000 / max(1, n):.1f} |"
+        f"| {label} | {size:,} | {n} | {n / seconds:.0f} | {p50:.1f} | {p95:.1f} | {p99:.1f} "
+        f"| {tally.errors} | {tally.bytes / 1e6:.1f} | {server_s * per:.2f} "
+        f"| {client_s * per:.2f} |"
     )
 
 
@@ -214,12 +227,13 @@ def run_service(args: argparse.Namespace, url: str, root: Path, cache_mb: str) -
     try:
         rows = []
         for size in args.sizes:
-            cpu = cpu_seconds(proc.pid)
-            tally = asyncio.run(
-                load(port, args.clients, args.duration, service_client, f"big-{size}")
+            study = f"big-{size}"
+            result = measured(
+                proc.pid,
+                lambda s=study: load(port, args.clients, args.duration, service_client, s),  # type: ignore[misc]
             )
-            rows.append(row(label, size, tally, args.duration, cpu_seconds(proc.pid) - cpu))
-            print(rows[-1], tally.breakdown(), flush=True)
+            rows.append(row(label, size, args.duration, result))
+            print(rows[-1], result[0].breakdown(), flush=True)
         return rows
     finally:
         stop(proc)
@@ -234,9 +248,10 @@ def run_dashboard(args: argparse.Namespace, url: str, root: Path, ids: dict[int,
         size = args.sizes[0]
         seconds = args.dashboard_duration
         # A study-detail answer takes tens of seconds at 10,000 trials: a longer client timeout.
-        cpu = cpu_seconds(proc.pid)
-        tally = asyncio.run(load(port, args.clients, seconds, dashboard_client, ids[size], 90))
-        return [row("optuna-dashboard", size, tally, seconds, cpu_seconds(proc.pid) - cpu)]
+        result = measured(
+            proc.pid, lambda: load(port, args.clients, seconds, dashboard_client, ids[size], 90)
+        )
+        return [row("optuna-dashboard", size, seconds, result)]
     finally:
         stop(proc)
 
@@ -263,9 +278,9 @@ def main() -> None:
         print(f"\nload average before: {os.getloadavg()}; {os.cpu_count()} cores", flush=True)
         header = (
             "| server | trials | requests | req/s | p50 ms | p95 ms | p99 ms | errors | MB "
-            "| server CPU ms/request |"
+            "| server CPU ms/request | client CPU ms/request |"
         )
-        rows = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+        rows = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
         print("\n".join(rows), flush=True)
         rows += run_service(args, url, root, "64")
         if not args.no_uncached:

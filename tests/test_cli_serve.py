@@ -127,3 +127,48 @@ def test_default_workers_follow_the_cores_and_a_container_quota(tmp_path: Path) 
     assert default_workers(quota) == max(1, min(cores, MAX_DEFAULT_WORKERS))
     quota.write_text("50000 100000\n")  # half a core: one process
     assert default_workers(quota) == 1
+
+
+async def _server_side_nodelay(protocol: type) -> int:
+    """TCP_NODELAY of the server's end of a connection accepted, as uvicorn's multi-process mode
+    accepts them, on a socket bound with ``proto`` 0 (where asyncio does not set it)."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # never called
+        raise AssertionError
+
+    config = uvicorn.Config(app, http=protocol, lifespan="off")
+    config.load()
+    state = ServerState()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: protocol(config=config, server_state=state, app_state={}), sock=listener
+    )
+    _, writer = await asyncio.open_connection(*listener.getsockname())
+    for _ in range(100):
+        if state.connections:
+            break
+        await asyncio.sleep(0.01)
+    (connection,) = state.connections
+    sock = connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
+    value = int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    writer.close()
+    server.close()
+    return value
+
+
+def test_served_connections_send_without_waiting_for_nagle() -> None:
+    import asyncio
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from hpo_service.cli.serve import NoDelayH11Protocol
+
+    assert asyncio.run(_server_side_nodelay(H11Protocol)) == 0  # what uvicorn alone does
+    assert asyncio.run(_server_side_nodelay(NoDelayH11Protocol)) == 1

@@ -4,6 +4,7 @@ studies and uncovered routes pass through."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ import optuna
 import pytest
 from fastapi.testclient import TestClient
 
+from hpo_service.api import conditional
 from hpo_service.api.app import create_app
 from hpo_service.api.conditional import ResponseCache, make_etag, matches
 from hpo_service.config import Settings
 from hpo_service.spec import parse_spec
-from hpo_service.store.studies import create_study
+from hpo_service.store.db import get_engine
+from hpo_service.store.studies import create_study, extend_budget
 from tests.conftest import tiny_spec
 
 
@@ -72,7 +75,8 @@ def test_cached_trials_page_follows_a_queued_trial(api: TestClient, migrated: Se
 def test_study_list_etag_follows_creation_and_state(api: TestClient, migrated: Settings) -> None:
     make(migrated, "one")
     _, etag = revalidate(api, "/api/studies")
-    make(migrated, "two")
+    make(migrated, "two")  # made outside the server: seen once the list's mark is MARK_TTL_S old
+    time.sleep(conditional.MARK_TTL_S)
     listed = api.get("/api/studies", headers={"If-None-Match": etag})
     assert listed.status_code == 200 and listed.json()["total"] == 2
     etag = listed.headers["etag"]
@@ -165,3 +169,20 @@ def test_concurrent_requests_for_one_answer_compute_it_once(
     assert [a.status_code for a in answers] == [200] * 8
     assert len({a.content for a in answers}) == 1
     assert calls == ["built"]
+
+
+def test_a_mark_serves_for_its_ttl_and_a_write_through_the_server_is_seen_at_once(
+    api: TestClient, migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make(migrated, "marks")
+    monkeypatch.setattr(conditional, "MARK_TTL_S", 3600.0)
+    first = api.get("/api/studies/marks")
+    assert first.json()["n_trials"] == 5
+    extend_budget(get_engine(migrated), "marks", 6)  # a change the server did not make
+    stale = api.get("/api/studies/marks")
+    assert stale.json()["n_trials"] == 5 and stale.headers["etag"] == first.headers["etag"]
+    assert api.patch("/api/studies/marks", json={"n_trials": 8}).status_code == 200
+    assert api.get("/api/studies/marks").json()["n_trials"] == 8
+    monkeypatch.setattr(conditional, "MARK_TTL_S", 0.0)
+    extend_budget(get_engine(migrated), "marks", 9)
+    assert api.get("/api/studies/marks").json()["n_trials"] == 9

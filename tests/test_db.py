@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 from hpo_service.config import Settings
 from hpo_service.store import db
 from hpo_service.store.models import Base
-from tests.conftest import env_for
+from tests.conftest import env_for, make_settings
 
 
 def table_names(settings: Settings) -> set[str]:
@@ -117,3 +117,11 @@ def test_transient_errors_are_retried() -> None:
     assert db.with_retry(flaky, first_delay_s=0.01) == 7 and len(calls) == 3
     with pytest.raises(ValueError):
         db.with_retry(lambda: (_ for _ in ()).throw(ValueError("bad")), first_delay_s=0.01)
+
+
+def test_sqlite_connections_use_wal_and_map_the_file(tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'pragmas.db'}", tmp_path)
+    with db.get_engine(settings).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == db.SQLITE_MMAP_BYTES
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000

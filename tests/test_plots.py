@@ -479,3 +479,25 @@ def test_rank(db: Studies) -> None:
     big = study_figure(db.engine, db.big_name, "rank")
     assert "showing 1,500 of" in _notes(big)
     assert all(len(t["x"]) <= 1500 for t in big["data"])
+
+
+def test_history_draws_a_bounded_sample_and_the_line_over_every_trial(
+    db: Studies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo_service.plots import cache, kinds_objective
+
+    monkeypatch.setattr(kinds_objective, "MAX_HISTORY_POINTS", 1000)
+    monkeypatch.setattr(kinds_objective, "MAX_HISTORY_TOP", 50)
+    cache.clear()
+    full = optuna.load_study(study_name=db.big_name, storage=db.url)
+    complete = _complete(full)
+    assert len(complete) > 1000
+    points, line = db.fig(db.big_name, "history")["data"][:2]
+    assert len(points["x"]) == 1000
+    assert set(points["x"]) <= {t.number for t in complete}
+    best_50 = sorted(complete, key=lambda t: t.value)[:50]
+    assert {t.number for t in best_50} <= set(points["x"])
+    assert line["y"][-1] == pytest.approx(full.best_value, rel=1e-5)
+    notes = db.fig(db.big_name, "history")["layout"]["meta"]["notes"]
+    assert any(f"1,000 of {len(complete):,} trials" in note for note in notes)
+    cache.clear()

@@ -24,6 +24,12 @@ Rules that keep it correct:
   includes the current second, so they are at most :data:`CLOCK_S` old.
 - Trials written to a service study by something else than the service (a plain Optuna
   process on the same study) do not bump the counter and may be seen up to one change late.
+- A mark read by one request also serves the requests for the same study that arrive within
+  :data:`MARK_TTL_S` (one read in flight per study, the others wait for it): at several hundred
+  requests a second that turns most requests into no query and no thread hop. Any other request
+  through this process (a POST, PATCH or DELETE) forgets the marks when it completes, so a
+  client reads its own writes; a change made by a worker or another server process shows up to
+  :data:`MARK_TTL_S` later.
 
 Requests for one key that arrive while it is being computed wait for that computation (50
 clients on one study ask alike: this cut the server's CPU per request from 24.5 to 4.6 ms in
@@ -52,6 +58,10 @@ from hpo_service.store.db import get_engine
 
 #: Responses that show the clock are at most this old (seconds).
 CLOCK_S = 1.0
+#: A study's mark, once read, answers this process's requests for this long (seconds).
+MARK_TTL_S = 0.05
+#: At most this many studies' marks are remembered (a client naming many studies can't grow it).
+MAX_MARKS = 1024
 #: Study states in which trials may be running, so responses depend on the clock.
 _LIVE_STATES = {"running", "paused", "stopped"}
 _STUDY_PATH = re.compile(r"^/api/studies/([^/]+)(?:/trials|/best|/plots/[^/]+)?$")
@@ -143,17 +153,38 @@ class ConditionalMiddleware:
         self.settings = settings
         self.cache = ResponseCache(int(settings.api_cache_mb * 1024 * 1024))
         self._pending: dict[tuple[str, ...], anyio.Event] = {}
+        self._marks: dict[str, tuple[float, list[counters.Mark] | None]] = {}
+        self._reading: dict[str, anyio.Event] = {}
+        self._generation = 0  # moves when the marks are forgotten; older reads are not kept
+
+    def _forget_marks(self) -> None:
+        self._generation += 1
+        self._marks.clear()
+
+    async def _write(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request that may change a study: the marks are forgotten before its answer leaves
+        (routes commit before they answer) and again when it ends, so its client's next read
+        sees the change."""
+
+        async def forget_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._forget_marks()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, forget_then_send)
+        finally:
+            self._forget_marks()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = _target(scope["path"]) if scope["type"] == "http" else None
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            await self._write(scope, receive, send)
+            return
         if name is None or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        try:
-            engine = get_engine(self.settings)
-            marks = await anyio.to_thread.run_sync(read_marks, engine, name)
-        except Exception:  # database away: the route answers (503) as it would without us
-            marks = None
+        marks = await self._current_marks(name)
         if marks is None:
             await self.app(scope, receive, send)
             return
@@ -177,6 +208,33 @@ class ConditionalMiddleware:
             if self._pending.get(key) is done:
                 del self._pending[key]
             done.set()
+
+    async def _current_marks(self, name: str) -> list[counters.Mark] | None:
+        """``read_marks`` of ``name``, reused for :data:`MARK_TTL_S`; None when not covered or
+        the database is away (then the route answers, 503, as it would without us)."""
+        for _ in range(2):  # a read that failed while we waited: read ourselves
+            known = self._marks.get(name)
+            if known is not None and time.monotonic() - known[0] < MARK_TTL_S:
+                return known[1]
+            in_flight = self._reading.get(name)
+            if in_flight is None:
+                break
+            await in_flight.wait()
+        done = self._reading[name] = anyio.Event()
+        began, generation = time.monotonic(), self._generation  # the mark is at least this fresh
+        try:
+            marks = await anyio.to_thread.run_sync(read_marks, get_engine(self.settings), name)
+        except Exception:
+            return None
+        finally:
+            if self._reading.get(name) is done:
+                del self._reading[name]
+            done.set()
+        if generation == self._generation:  # no write finished while we read
+            if len(self._marks) >= MAX_MARKS:
+                self._marks.clear()
+            self._marks[name] = (began, marks)
+        return marks
 
     async def _from_cache(self, key: tuple[str, ...], send: Send) -> bool:
         """Answer from the cache, after waiting for a computation of the same key in flight;

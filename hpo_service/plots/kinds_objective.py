@@ -27,6 +27,11 @@ from hpo_service.store.best import losses, pareto_mask
 MAX_EDF_POINTS = 500
 MAX_STRIP_PER_GROUP = 400
 MAX_PARETO_OTHERS = 3000
+#: The history plot draws at most this many trial points (the best and a fixed random rest); the
+#: best-so-far line always uses every trial. 100,000 SVG markers make a 1.1 MB answer that takes
+#: a browser seconds to draw and shows nothing that 10,000 do not.
+MAX_HISTORY_POINTS = 10_000
+MAX_HISTORY_TOP = 500
 
 
 def best_so_far(numbers: np.ndarray, values: np.ndarray, minimize: bool) -> tuple[Any, Any]:
@@ -44,13 +49,15 @@ def history(req: Request) -> Figure:
     if len(obj) == 0:
         return empty_figure(title)
     bx, by = best_so_far(obj.numbers, obj.values, obj.minimize)
+    loss = obj.values if obj.minimize else -obj.values
+    drawn = sample_indices(loss, MAX_HISTORY_POINTS, MAX_HISTORY_TOP)
     traces = [
         {
             "type": "scatter",
             "mode": "markers",
             "name": obj.label,
-            "x": ints(obj.numbers),
-            "y": nums(obj.values),
+            "x": ints(obj.numbers[drawn]),
+            "y": nums(obj.values[drawn]),
             "marker": {"size": 4, "color": color(0), "opacity": 0.6},
             "hovertemplate": "trial %{x}<br>%{y}<extra></extra>",
         },
@@ -69,7 +76,10 @@ def history(req: Request) -> Figure:
         xaxis=labels.trial_axis(obj.numbers),
         yaxis={"title": {"text": obj.axis_title}},
     )
-    return {"data": traces, "layout": layout}
+    fig = {"data": traces, "layout": layout}
+    if drawn.size < len(obj):
+        add_note(fig, f"{shown_note(drawn.size, len(obj))} (best and random); line: all trials")
+    return fig
 
 
 def baseline_traces(req: Request, numbers: np.ndarray) -> list[dict[str, Any]]:

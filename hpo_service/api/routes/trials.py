@@ -84,7 +84,11 @@ def list_trials(
     with engine.connect() as conn:
         sid = q.study_id(conn, name)
         extra = tf.conditions(conn, sid, only)
-        total = tf.count(conn, sid, states, extra) if extra else q.count(conn, sid, states)
+        total = (
+            tf.count(conn, sid, states, extra)
+            if extra
+            else q.count_current(conn, name, sid, states)
+        )
         if after is not None:
             rows, following, more = q.poll(conn, sid, states, _cursor(after), limit)
         else:
