@@ -123,9 +123,9 @@ class TaskSpec(StrictModel):
     )
     refit: Literal["auto"] | bool = Field(
         default="auto",
-        description="Train each finished trial's configuration again on train+validation for "
-        "its best epoch count; that model serves predictions. auto: when train+validation hold "
-        "at most 5,000 examples.",
+        description="Train the configuration of a trial that is the study's best when it "
+        "completes again on train+validation for its best epoch count; that model serves "
+        "predictions. auto: when train+validation hold at most 5,000 examples.",
     )
 
     @property
