@@ -283,9 +283,7 @@ def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
         if not ids:
             return None
         row = TrialDataRecord
-        found = conn.execute(
-            select(row.metrics, row.extra).where(row.trial_id == ids[0])
-        ).first()
+        found = conn.execute(select(row.metrics, row.extra).where(row.trial_id == ids[0])).first()
     metrics, extra = (found.metrics or {}, found.extra or {}) if found else ({}, {})
     refit = extra.get("refit")
     refit = refit if isinstance(refit, dict) else {}
