@@ -45,8 +45,20 @@ def test_detail_and_best_show_baselines_and_verdict(migrated: Settings, api: Tes
     start = "beats the best baseline by" if verdict["beats"] else "does not beat the best baseline"
     assert verdict["text"].startswith(start)
 
+    # sunspots is small, so the best trial was refit (task.refit auto): its figure on the same
+    # test split is reported beside the verdict, which compares the search run's
+    refit = detail["best"]["refit_test_metrics"]["rmse"]
+    assert verdict["refit_value"] == pytest.approx(refit) and refit != verdict["trial_value"]
+    assert f"its refit on train+validation (serving predictions): {refit:.4g} on test" in (
+        verdict["text"]
+    )
+    assert detail["best"]["test_n"] > 0
+
     best = api.get("/api/studies/fc/best").json()
     assert best["best_vs_baseline"] == verdict
+    top = best["trials"][0]
+    assert top["metrics"]["test"]["rmse"] == pytest.approx(verdict["trial_value"])
+    assert top["refit"]["test_metrics"]["rmse"] == pytest.approx(refit)
     assert [b["name"] for b in best["baselines"]] == names
     figure = api.get("/api/studies/fc/plots/history").json()
     lines = [t for t in figure["data"] if t["name"].startswith("baseline: ")]

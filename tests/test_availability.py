@@ -134,3 +134,30 @@ def test_an_upload_whose_file_is_gone_is_refused_at_start(
         file.unlink()
     answer = api.post("/api/studies/up/start")
     assert answer.status_code == 422 and "upload the file again" in answer.text
+
+
+def test_a_built_in_test_split_must_be_in_the_data_directory(tmp_path: Path) -> None:
+    """``task.test_dataset: sst2:dev`` fails fast, naming the field and the file it needs."""
+    task = {"dataset": "own.csv", "kind": "text_classification", "test_dataset": "sst2:dev"}
+    (tmp_path / "own.csv").write_text("text,label\ngood,1\nbad,0\n")
+    missing = refusal(task, DataRoots(data_dir=tmp_path))
+    assert missing.startswith("task.test_dataset: 'sst2:dev' needs sst2/dev.tsv")
+    assert str(tmp_path) not in missing
+    unset = refusal({**SST2, "test_dataset": "sst2:dev"}, DataRoots())
+    assert unset.startswith("task.dataset: 'sst2' is read from HPO_DATA_DIR")
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "dev.tsv").write_text("sentence\tlabel\nfine \t1\n")
+    check_available(TaskSpec.model_validate(task), DataRoots(data_dir=tmp_path))
+
+
+def test_a_missing_csv_test_set_is_refused_before_any_trial(tmp_path: Path) -> None:
+    (tmp_path / "sun.csv").write_text(series())
+    task = {"dataset": "sun.csv", "kind": "forecasting", "test_dataset": "later.csv"}
+    gone = refusal(task, DataRoots(data_dir=tmp_path))
+    assert gone.startswith("task.test_dataset: 'later.csv' not found in the data directory")
+
+
+def test_the_shared_sst2_dev_split_is_found(data_dir: Path) -> None:
+    check_available(
+        TaskSpec.model_validate({**SST2, "test_dataset": "sst2:dev"}), DataRoots(data_dir=data_dir)
+    )

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import optuna
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect
 
+from hpo_service.cli.common import fmt_value
+from hpo_service.cli.studies import test_lines
 from hpo_service.config import Settings
-from hpo_service.store.db import get_engine
-from hpo_service.store.studies import get_study
+from hpo_service.store.db import get_engine, get_storage
+from hpo_service.store.studies import get_study, summarize
 from tests.conftest import REPO_ROOT, env_for, make_settings, tiny_spec
 
 HPO = str(REPO_ROOT / ".venv" / "bin" / "hpo")
@@ -61,6 +64,25 @@ def test_run_sets_up_an_empty_database_and_finds_a_best_trial(
     assert "study first is completed" in done.stdout and "best: trial" in done.stdout
     tables = inspect(create_engine(fresh.database_url)).get_table_names()
     assert "hpo_studies" in tables and "trials" in tables  # both owners' tables
+    # the test figure with the number of examples it rests on, in run's summary and in show
+    best = summarize(fresh, get_study(get_engine(fresh), "first"))["best"]
+    study = optuna.load_study(study_name="first", storage=get_storage(fresh))
+    test_n = next(t for t in study.trials if t.number == best["number"]).user_attrs["test_n"]
+    line = f"test rmse {fmt_value(best['test_metrics']['rmse'])} ({test_n} examples)"
+    assert test_n > 0 and best["test_n"] == test_n and line in done.stdout
+    shown = hpo(fresh, tmp_path, "study", "show", "first")
+    assert line in shown.stdout, shown.stdout
+
+
+def test_no_test_split_says_so_and_a_refit_figure_is_shown_beside_the_search_runs() -> None:
+    assert test_lines("rmse", {"test_n": 0, "test_metrics": None}) == [
+        "no test split (test_fraction 0): no test figure"
+    ]
+    best = {"test_n": 872, "test_metrics": {"accuracy": 0.861}}
+    both = test_lines("accuracy", {**best, "refit_test_metrics": {"accuracy": 0.87}})
+    assert both[0] == "test accuracy 0.861 (872 examples)"
+    assert both[1].startswith("refit test accuracy 0.87 (872 examples), retrained on")
+    assert test_lines("rmse", {"number": 1, "test_metrics": {"rmse": 2.5}}) == ["test rmse 2.5"]
 
 
 def test_a_missing_dataset_stops_run_before_anything_is_stored(

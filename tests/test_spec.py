@@ -170,3 +170,14 @@ def test_dataset_forms_accepted_and_the_local_opt_in() -> None:
         assert dataset_problem(local) and dataset_problem(local, allow_local_paths=True) is None
     for never in ("file:///x.csv", "a\\b.csv", "x\n.csv", "upload:zz", "upload:0123abcd"):
         assert dataset_problem(never, allow_local_paths=True), never
+
+
+def test_test_dataset_takes_a_built_in_split_and_names_the_valid_ones() -> None:
+    task = {"dataset": "sst2", "kind": "text_classification"}
+    assert parse_spec(base(task={**task, "test_dataset": "sst2:dev"})).task.test_dataset
+    found = messages(base(task={**task, "test_dataset": "sst2:test"}))
+    assert len(found) == 1 and found[0].startswith("task.test_dataset: 'sst2:test' ")
+    assert "did you mean 'sst2:dev'?" in found[0] and "built-in splits: sst2:dev" in found[0]
+    forecast = {"dataset": "x.csv", "kind": "forecasting", "test_dataset": "sst2:dev"}
+    wrong_kind = messages(base(task=forecast))
+    assert wrong_kind == ["task.test_dataset: 'sst2:dev' is a text_classification test set"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hpo_service.data import DatasetError, PreparedData, load_dataset
 from hpo_service.data.classify import clean_texts, without_test_texts
@@ -123,3 +124,33 @@ def test_a_missing_test_dataset_names_its_field(tmp_path: Path) -> None:
         load_dataset(task, DataRoots(data_dir=tmp_path))
     with pytest.raises(ValueError, match="test_dataset: 'sunspots'"):
         TaskSpec(dataset="sunspots", kind="forecasting", test_dataset="x.csv")
+
+
+def test_sst2_dev_named_as_the_test_set_is_glues_dev_split(data_dir: Path) -> None:
+    """``test_dataset: sst2:dev`` names what an SST-2 study tests on by default: the 872 GLUE
+    dev sentences, none of them (nor any training text containing one) trained on."""
+    named = TaskSpec(dataset="sst2", kind="text_classification", test_dataset="sst2:dev")
+    data = load_dataset(named, data_dir)
+    default = load_dataset(TaskSpec(dataset="sst2", kind="text_classification"), data_dir)
+    assert len(data.test) == len(default.test) == 872
+    assert torch.equal(data.test.y, default.test.y) and int(data.test.y.sum()) == 444
+    assert len(data.train) == len(default.train) and len(data.val) == len(default.val)
+
+
+def test_sst2_dev_beside_another_text_dataset_keeps_training_free_of_it(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A sentiment CSV tested on GLUE's dev split: training texts that hold a dev sentence are
+    dropped (33 of SST-2's own training rows do). The reverse, a short training phrase inside
+    a dev sentence (SST-2 trains on phrases), stays: that is GLUE's protocol."""
+    train = clean_texts(read_tsv(data_dir / "sst2/train.tsv").rename(columns={"sentence": "text"}))
+    dev = clean_texts(read_tsv(data_dir / "sst2/dev.tsv").rename(columns={"sentence": "text"}))
+    assert len(train) - len(without_test_texts(train, dev)) == 33
+    train.iloc[:20000].to_csv(tmp_path / "mine.csv", index=False)
+    (tmp_path / "sst2").symlink_to(data_dir.resolve() / "sst2")  # one data directory for both
+    task = TaskSpec(dataset="mine.csv", kind="text_classification", test_dataset="sst2:dev")
+    data = load_dataset(task, DataRoots(data_dir=tmp_path))
+    assert len(data.test) == 872
+    pool = without_test_texts(train.iloc[:20000].reset_index(drop=True), dev)
+    trained = [pool["text"].iloc[i] for i in data.train.ids.tolist()]  # type: ignore[union-attr]
+    assert leaked(dev["text"].tolist(), trained) == []

@@ -77,3 +77,14 @@ def test_verdict_falls_back_to_validation_and_handles_maximize() -> None:
 def test_no_verdict_without_a_comparable_figure() -> None:
     assert verdict(ROWS, "loss", "minimize", 1.0, None) is None
     assert verdict(ROWS, "rmse", "minimize", None, None) is None
+
+
+def test_a_refit_figure_is_reported_beside_the_search_runs_comparison() -> None:
+    """The baselines are fit on training alone: the search run is compared, the refit shown."""
+    v = verdict(ROWS, "rmse", "minimize", 15.0, {"rmse": 29.0}, {"rmse": 26.0})
+    assert v is not None and not v.beats and v.trial_value == 29.0 and v.refit_value == 26.0
+    assert v.text.endswith("; its refit on train+validation (serving predictions): 26 on test")
+    on_val = verdict(ROWS, "rmse", "minimize", 15.0, None, {"rmse": 26.0})
+    assert on_val is not None and on_val.split == "validation" and on_val.refit_value is None
+    plain = verdict(ROWS, "rmse", "minimize", 15.0, {"rmse": 21.0})
+    assert plain is not None and plain.refit_value is None and "refit" not in plain.text

@@ -27,9 +27,12 @@ def baseline_fields(
     info: StudyInfo,
     best_value: float | None,
     best_test: dict[str, Any] | None,
+    refit_test: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``baselines``, ``baselines_note`` and ``best_vs_baseline`` for ``info``'s best trial
-    (``best_value`` its objective value, ``best_test`` its test metrics)."""
+    (``best_value`` its objective value, ``best_test`` its search run's test metrics,
+    ``refit_test`` its refit's, reported beside the verdict: see
+    :mod:`hpo_service.store.baselines`)."""
     stored = get_baselines(engine, info.name)
     if stored is None:
         return BaselineFields(baselines_note=PENDING).model_dump()
@@ -48,7 +51,7 @@ def baseline_fields(
     ]
     found = None
     if not info.spec.is_multi_objective:
-        found = verdict(stored.results, metric, direction, best_value, best_test)
+        found = verdict(stored.results, metric, direction, best_value, best_test, refit_test)
     return BaselineFields(
         baselines=rows,
         best_vs_baseline=VerdictOut(**found.model_dump()) if found else None,

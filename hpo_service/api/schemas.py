@@ -21,6 +21,14 @@ class BestOutline(BaseModel):
     test_metrics: dict[str, float | None] | None = Field(
         default=None, description="Every metric on the test split, as the trial reported it."
     )
+    test_n: int | None = Field(
+        default=None, description="How many examples the test figures rest on (0: no test split)."
+    )
+    refit_test_metrics: dict[str, float | None] | None = Field(
+        default=None,
+        description="The refit on train+validation (the model serving predictions) on the same "
+        "test split; absent without a refit.",
+    )
 
 
 class BaselineOut(BaseModel):
@@ -43,6 +51,12 @@ class VerdictOut(BaseModel):
     relative: float | None = Field(description="Improvement as a fraction; negative: worse.")
     beats: bool
     text: str = Field(examples=["beats the best baseline by 12.5%; rmse on test: 21 vs 24 (ETS)"])
+    refit_value: float | None = Field(
+        default=None,
+        description="The best trial's refit on train+validation (the model serving predictions) "
+        "on the same test split; shown beside the comparison, which uses the search run's "
+        "figure because the baselines are fit on the training split alone.",
+    )
 
 
 class BaselineFields(BaseModel):

@@ -21,7 +21,13 @@ from hpo_service.store.studies import StudyInfo
 def fields_for(cfg: Settings, info: StudyInfo, summary: dict[str, Any]) -> dict[str, Any]:
     """``baselines``, ``baselines_note`` and ``best_vs_baseline`` for the summary's best trial."""
     best = summary.get("best") or {}
-    return baseline_fields(db.get_engine(cfg), info, best.get("value"), best.get("test_metrics"))
+    return baseline_fields(
+        db.get_engine(cfg),
+        info,
+        best.get("value"),
+        best.get("test_metrics"),
+        best.get("refit_test_metrics"),
+    )
 
 
 def _figure(value: float | None) -> str:

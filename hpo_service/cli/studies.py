@@ -111,8 +111,29 @@ def print_best(summary: dict[str, Any]) -> None:
         return
     metric, value = summary["metrics"][0], fmt_value(best["value"])
     console.print(f"best: trial {best['number']}  {metric} = {value}", highlight=False)
+    for line in test_lines(metric, best):
+        console.print(f"  {line}", highlight=False)
     for key, param in best["params"].items():
         console.print(f"  {key} = {fmt_value(param)}", highlight=False)
+
+
+def test_lines(metric: str, best: dict[str, Any]) -> list[str]:
+    """The best trial's test figure with the number of examples it rests on (``test_n``), and
+    its refit's figure on the same test split when it has one: a test accuracy of 1.0 on 14
+    rows and on 872 are different claims."""
+    count = best.get("test_n")
+    if count == 0:
+        return ["no test split (test_fraction 0): no test figure"]
+    examples = f" ({count} examples)" if isinstance(count, int) else ""
+    lines = []
+    sets = {"test": best.get("test_metrics"), "refit test": best.get("refit_test_metrics")}
+    for label, figures in sets.items():
+        figure = (figures or {}).get(metric)
+        if isinstance(figure, int | float):
+            lines.append(f"{label} {metric} {fmt_value(figure)}{examples}")
+    if len(lines) == 2:
+        lines[1] += ", retrained on train+validation; its model serves predictions"
+    return lines
 
 
 def _action(action: str) -> None:

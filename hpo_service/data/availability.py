@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from hpo_service.data.errors import DatasetError
-from hpo_service.data.sources import FILE_DATASETS, DataRoots, resolve_csv
+from hpo_service.data.sources import FILE_DATASETS, DataRoots, resolve_csv, separate_test_file
 from hpo_service.messages import short_names
 from hpo_service.spec import UPLOAD_PREFIX, TaskSpec
 
@@ -29,14 +29,16 @@ BUNDLED = ("sunspots", "co2", "digits")
 
 
 def check_available(task: TaskSpec, roots: DataRoots) -> None:
-    """Raise :class:`DatasetError` naming the field when ``task``'s data cannot be found."""
-    if task.dataset in BUNDLED:
-        return
+    """Raise :class:`DatasetError` naming the field when ``task``'s data (or its separate test
+    set, ``task.test_dataset``) cannot be found."""
     if task.dataset in FILE_DATASETS:
         _check_builtin_files(task.dataset, roots.data_dir)
-        return
-    path = resolve_csv(task.dataset, roots)
-    _check_columns(task, path)
+    elif task.dataset not in BUNDLED:
+        _check_columns(task, resolve_csv(task.dataset, roots))
+    if task.test_dataset is not None:
+        # The built-in split's file, or the user file confined like task.dataset (its columns
+        # are checked by the loader, whose message names task.test_dataset too).
+        separate_test_file(task, roots)
 
 
 def _check_builtin_files(name: str, data_dir: Path | None) -> None:

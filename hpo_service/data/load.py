@@ -48,10 +48,10 @@ def _build(task: TaskSpec, files: list[Path], test: Path | None) -> PreparedData
     if name == "sst2":
         train, dev = (sources.read_tsv(f) for f in files)
         rename = {"sentence": "text"}
-        fixed = _read(task, test, "text") if test is not None else dev.rename(columns=rename)
+        fixed = _test_texts(task, test) if test is not None else dev.rename(columns=rename)
         return classify.prepare_text(train.rename(columns=rename), fixed, task)
     if name == "sms_spam":
-        fixed = _read(task, test, "text") if test is not None else None
+        fixed = _test_texts(task, test) if test is not None else None
         return classify.prepare_text(sources.read_tsv(files[0], ["label", "text"]), fixed, task)
     if task.kind == "forecasting":
         values = _series(task, files[0], task.dataset)
@@ -59,8 +59,15 @@ def _build(task: TaskSpec, files: list[Path], test: Path | None) -> PreparedData
         return series.prepare_series(values, task, after)
     if task.kind == "text_classification":
         frame = _read(task, files[0], "text", task.dataset)
-        return classify.prepare_text(frame, _read(task, test, "text") if test else None, task)
+        return classify.prepare_text(frame, _test_texts(task, test) if test else None, task)
     return _build_sequences(task, files[0], test)
+
+
+def _test_texts(task: TaskSpec, path: Path) -> pd.DataFrame:
+    """The separate test set of a text task: a built-in split (``sst2:dev``) or a user CSV."""
+    if task.test_dataset in sources.TEST_SET_FILES:
+        return sources.read_test_set(path)
+    return _read(task, path, "text")
 
 
 def _read(task: TaskSpec, path: Path, kind: str, dataset: str | None = None) -> pd.DataFrame:

@@ -33,6 +33,8 @@ FILE_DATASETS = {
     "sst2": ("sst2/train.tsv", "sst2/dev.tsv"),
     "sms_spam": ("sms_spam/SMSSpamCollection",),
 }
+#: The file of each built-in split ``task.test_dataset`` may name (``spec.BUILTIN_TEST_SETS``).
+TEST_SET_FILES = {"sst2:dev": "sst2/dev.tsv"}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _RELATIVE = (
     "name the file relative to the data directory (HPO_DATA_DIR); on your own machine "
@@ -183,7 +185,27 @@ def separate_test_file(task: TaskSpec, roots: DataRoots | Path | None) -> Path |
     """The separate test set's file (``task.test_dataset``), confined like ``task.dataset``."""
     if task.test_dataset is None:
         return None
-    return resolve_csv(task.test_dataset, DataRoots.coerce(roots), "task.test_dataset")
+    roots = DataRoots.coerce(roots)
+    if task.test_dataset in TEST_SET_FILES:
+        return test_set_file(task.test_dataset, roots.data_dir)
+    return resolve_csv(task.test_dataset, roots, "task.test_dataset")
+
+
+def test_set_file(name: str, data_dir: Path | None) -> Path:
+    """A built-in split's file (``sst2:dev``) under the data directory; the error names
+    ``task.test_dataset`` and the file it needs, never a server path."""
+    relative = TEST_SET_FILES[name]
+    field = "task.test_dataset"
+    if data_dir is None:
+        raise _refuse(name, f"is read from the data directory, and none is set: {HINT}", field)
+    if not _is_file(Path(data_dir) / relative):
+        raise _refuse(name, f"needs {relative} in the data directory ({HINT})", field)
+    return Path(data_dir) / relative
+
+
+def read_test_set(path: Path) -> pd.DataFrame:
+    """A built-in split as text/label columns (SST-2's ``sentence\tlabel`` TSV)."""
+    return read_tsv(path).rename(columns={"sentence": "text"})[["text", "label"]]
 
 
 def fingerprint(files: list[Path]) -> list[str]:

@@ -21,12 +21,13 @@ import optuna
 import torch
 
 from hpo_service.config import Settings
-from hpo_service.data import PreparedData, load_dataset
+from hpo_service.data import load_dataset
 from hpo_service.data.folds import cv_folds
 from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
 from hpo_service.scheduling.baselines import ensure_baselines
-from hpo_service.scheduling.outcomes import TrainFn, TrialFailed, TrialInterrupted, retry
+from hpo_service.scheduling.outcomes import TrialFailed, TrialInterrupted, retry
+from hpo_service.scheduling.refits import PendingRefit, refit_if_best
 from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
 from hpo_service.store import trial_data
@@ -34,10 +35,9 @@ from hpo_service.store.db import get_engine
 from hpo_service.train import fit, save_artifacts
 from hpo_service.train.config import EpochResult, TrainConfig, TrainResult
 from hpo_service.train.crossval import CrossValidation, cross_validate
-from hpo_service.train.refit import refit, refit_config
 
 # The trainer contract's exceptions live in the worker's torch-free code; importable from here.
-__all__ = ["TrialFailed", "TrialInterrupted", "run_trial", "trainer"]
+__all__ = ["Trainer", "TrialFailed", "TrialInterrupted", "run_trial", "trainer"]
 log = logging.getLogger(__name__)
 
 
@@ -72,38 +72,12 @@ def _curves(result: TrainResult) -> dict[str, list[float]]:
     }
 
 
-def _save_model(
-    spec: StudySpec,
-    data: PreparedData,
-    config: TrainConfig,
-    result: TrainResult,
-    directory: Path,
-    should_stop: Callable[[], bool] | None,
-) -> TrainResult | None:
-    """Save the model that will serve predictions: the refit on train+validation when
-    ``task.refit`` asks for one and it finishes, else the search run's best epoch."""
-    refitted = None
-    if wants_refit(spec.task.refit, data):
-        refitted = refit(config, data, result, should_stop)
-    if refitted is not None:
-        save_artifacts(refitted, data, refit_config(config, result.best_epoch), directory)
-    else:
-        save_artifacts(result, data, config, directory)
-    return refitted
-
-
-def _extra(refitted: TrainResult | None, cv: CrossValidation | None, k: int) -> dict[str, Any]:
-    """The refit's and the cross-validation's results, kept with the trial's bulky data."""
-    extra: dict[str, Any] = {}
-    if refitted is not None:
-        extra["refit"] = {
-            "epochs": refitted.best_epoch,
-            "train_n": refitted.train_n,
-            "test_metrics": refitted.test_metrics,
-        }
-    if cv is not None:
-        extra["cv"] = {"folds": k, "fold_metrics": cv.folds, "failure": cv.failure or None}
-    return extra
+def _extra(cv: CrossValidation | None, k: int) -> dict[str, Any]:
+    """The cross-validation's results, kept with the trial's bulky data (a refit's are added
+    by :mod:`.refits` once the trial is COMPLETE and the study's best)."""
+    if cv is None:
+        return {}
+    return {"cv": {"folds": k, "fold_metrics": cv.folds, "failure": cv.failure or None}}
 
 
 def store_result(
@@ -174,9 +148,12 @@ def run_trial(
     trial: optuna.Trial,
     options: TrainerOptions,
     should_stop: Callable[[], bool] | None = None,
+    refits: dict[int, PendingRefit] | None = None,
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
-    ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`."""
+    ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`. A refit the
+    task asks for is left in ``refits`` (by Optuna trial id) for :class:`Trainer`'s
+    ``after_complete``; without ``refits`` there is none."""
     task, params = split_params(spec.task, retry(lambda: suggest_params(trial, spec.search_space)))
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
@@ -193,15 +170,20 @@ def run_trial(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise TrialFailed("out of memory")
-    artifact_dir, refitted, cv = None, None, None
+    artifact_dir, cv = None, None
     finished = result.stop_reason in ("max_epochs", "early_stopping")
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
-        refitted = _save_model(spec, data, config, result, artifact_dir, should_stop)
+        save_artifacts(result, data, config, artifact_dir)
+        if refits is not None and wants_refit(spec.task.refit, data):
+            # Run after the trial is told COMPLETE, and only if it is then the best (.refits).
+            refits[trial._trial_id] = PendingRefit(
+                spec, data, config, result, artifact_dir, trial._trial_id, trial.number
+            )
     k = spec.task.cv_folds or 0
     if finished and k:
         cv = cross_validate(config, cv_folds(data, k, spec.task.seed), should_stop)
-    extra = _extra(refitted, cv, k)
+    extra = _extra(cv, k)
     retry(lambda: store_result(settings, spec, trial, result, artifact_dir, extra))
     if result.stop_reason == "diverged":
         raise TrialFailed(result.reason_detail or "the loss diverged")
@@ -232,14 +214,34 @@ def set_torch_threads(threads: int) -> None:
         torch.set_num_interop_threads(threads)
 
 
-def trainer(settings: Settings, device: str, num_threads: int | None) -> TrainFn:
-    """The worker's objective: the LSTM/GRU trainer bound to these settings. The worker imports
-    this module lazily, so a process that never trains never pays torch's import."""
+class Trainer:
+    """The worker's objective (a ``TrainFn``: the LSTM/GRU trainer bound to these settings)
+    and its step after a trial is told COMPLETE: the refit, when the trial is then the study's
+    best (:func:`.refits.refit_if_best`)."""
+
+    def __init__(self, settings: Settings, options: TrainerOptions) -> None:
+        self.settings, self.options = settings, options
+        self._refits: dict[int, PendingRefit] = {}  # at most the trial in hand
+
+    def __call__(
+        self, spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]
+    ) -> list[float]:
+        self._refits.clear()
+        return run_trial(self.settings, spec, trial, self.options, should_stop, self._refits)
+
+    def after_complete(
+        self, study: optuna.Study, trial: optuna.Trial, should_stop: Callable[[], bool]
+    ) -> TrainResult | None:
+        pending = self._refits.pop(trial._trial_id, None)
+        if pending is None:
+            return None
+        return refit_if_best(self.settings, pending, study._study_id, should_stop)
+
+
+def trainer(settings: Settings, device: str, num_threads: int | None) -> Trainer:
+    """The worker's objective. The worker imports this module lazily, so a process that never
+    trains never pays torch's import."""
     options = TrainerOptions(device=device, num_threads=num_threads)
     if num_threads:
         set_torch_threads(num_threads)
-
-    def train(spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]) -> list[float]:
-        return run_trial(settings, spec, trial, options, should_stop)
-
-    return train
+    return Trainer(settings, options)

@@ -35,6 +35,8 @@ _STATE_TO_STATUS = {
 #: Trains one trial: (spec, trial, should_stop) -> objective values. It may raise
 #: ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`.
 TrainFn = Callable[[StudySpec, optuna.Trial, Callable[[], bool]], list[float]]
+#: Runs after a trial was told COMPLETE: (study, trial, should_stop).
+AfterComplete = Callable[[optuna.Study, optuna.Trial, Callable[[], bool]], object]
 
 
 class TrialFailed(Exception):
@@ -188,6 +190,9 @@ class TrialTeller:
     #: Why the study wants its running trial to stop ("stopped", "timeout"), or None.
     halt_reason: Callable[[], str | None] = lambda: None
     tracebacks: bool = True  # log a failed trial's traceback, not just its reason
+    #: Run after this call told a trial COMPLETE (the refit of a study's best trial,
+    #: :mod:`.refits`); its failure is logged and changes nothing about the trial.
+    after_complete: AfterComplete | None = None
 
     def train_and_tell(
         self, spec: StudySpec, study: optuna.Study, trial: optuna.Trial
@@ -199,7 +204,13 @@ class TrialTeller:
             return self.tell(study, trial, TrialState.PRUNED)[0], str(pruned) or None
         except Exception as error:
             return self._on_error(study, trial, error)
-        return self.tell(study, trial, None, values)[0], None
+        status, ours = self.tell(study, trial, None, values)
+        if status == "complete" and ours and self.after_complete is not None:
+            try:
+                self.after_complete(study, trial, self.should_stop)
+            except Exception as error:  # the trial is COMPLETE; its search-run model serves
+                log.warning("trial %d, after completion: %r", trial.number, error)
+        return status, None
 
     def _on_error(
         self, study: optuna.Study, trial: optuna.Trial, error: Exception

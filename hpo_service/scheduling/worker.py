@@ -72,13 +72,16 @@ class Worker:
         self.engine = get_engine(settings)
         self.storage = get_storage(settings)
         self._halt = StudyHalt(self.engine)  # the study stopped or timed out mid-trial
+        train_fn = train_fn or _default_trainer(settings, options)
         self._teller = TrialTeller(
             self.storage,
-            train_fn or _default_trainer(settings, options),
+            train_fn,
             self._should_stop_trial,
             self._run_lost,
             self._halt.reason,
             options.tracebacks,
+            # the trainer's refit of a trial that is the study's best when it completes
+            getattr(train_fn, "after_complete", None),
         )
         self.state = WorkerState()
         self._params_storage = HeldParamsStorage(self.storage)

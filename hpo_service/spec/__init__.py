@@ -11,6 +11,7 @@ the package import each other directly, never through it.
 from hpo_service.spec.limits import SpecLimits
 from hpo_service.spec.model import (
     BUILTIN_DATASETS,
+    BUILTIN_TEST_SETS,
     METRICS,
     UPLOAD_ID,
     UPLOAD_PREFIX,
@@ -41,6 +42,7 @@ from hpo_service.spec.space import (
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "BUILTIN_TEST_SETS",
     "DATA_PARAMETERS",
     "HYPERPARAMETERS",
     "METRICS",

@@ -44,6 +44,11 @@ BUILTIN_DATASETS: dict[str, Kind] = {
     "sms_spam": "text_classification",
 }
 
+#: Official splits of built-in datasets that ``task.test_dataset`` may name (files under
+#: ``HPO_DATA_DIR``): ``sst2:dev`` is GLUE SST-2's labelled dev set, 872 sentences, the split
+#: GLUE reports its SST-2 accuracy on (GLUE's own test split has no labels).
+BUILTIN_TEST_SETS: dict[str, Kind] = {"sst2:dev": "text_classification"}
+
 _CLASSIFICATION_METRICS = {
     "accuracy": "maximize",
     "f1": "maximize",
@@ -105,8 +110,9 @@ class TaskSpec(StrictModel):
     )
     test_dataset: str | None = Field(
         default=None,
-        description="A separate test set ('upload:<id>' or a .csv path) replacing the internal "
-        "test split; for forecasting, the values that follow the series.",
+        description="A separate test set ('upload:<id>', a .csv path or a built-in split: "
+        "sst2:dev) replacing the internal test split; for forecasting, the values that follow "
+        "the series.",
     )
     max_train_samples: PositiveInt | None = None
     seed: int = 0
@@ -117,9 +123,9 @@ class TaskSpec(StrictModel):
     )
     refit: Literal["auto"] | bool = Field(
         default="auto",
-        description="Train each finished trial's configuration again on train+validation for "
-        "its best epoch count; that model serves predictions. auto: when train+validation hold "
-        "at most 5,000 examples.",
+        description="Train the configuration of a trial that is the study's best when it "
+        "completes again on train+validation for its best epoch count; that model serves "
+        "predictions. auto: when train+validation hold at most 5,000 examples.",
     )
 
     @property
@@ -170,8 +176,15 @@ def _check_test_and_groups(task: TaskSpec) -> None:
     if task.target_transform != "none" and task.kind != "forecasting":
         raise ValueError("target_transform: only forecasting targets are transformed")
     test = task.test_dataset
-    if test is not None and not (test.startswith(UPLOAD_PREFIX) or test.lower().endswith(".csv")):
-        raise ValueError(f"test_dataset: {test!r} is not 'upload:<id>' or a .csv path")
+    if test is not None and test in BUILTIN_TEST_SETS:
+        if BUILTIN_TEST_SETS[test] != task.kind:
+            raise ValueError(f"test_dataset: {test!r} is a {BUILTIN_TEST_SETS[test]} test set")
+    elif test is not None and not (test.startswith(UPLOAD_PREFIX) or test.lower().endswith(".csv")):
+        hint = did_you_mean(test, BUILTIN_TEST_SETS).removeprefix("; ")
+        raise ValueError(
+            f"test_dataset: {test!r} is not a built-in split, 'upload:<id>' or a .csv path; "
+            f"{hint + ' ' if hint else ''}built-in splits: {', '.join(BUILTIN_TEST_SETS)}"
+        )
     if test is not None and task.dataset in ("sunspots", "co2", "digits"):
         raise ValueError(f"test_dataset: {task.dataset!r} has no columns to match a test file")
     if task.group_column is not None:

@@ -9,6 +9,12 @@ The verdict is the one rule every reader (API, CLI, dashboard) shows: the *best 
 one with the best validation value of the study's first metric (chosen the way trials are
 chosen); the best trial and it are compared on the test split when both have a test figure,
 else on validation, and the sentence names the split.
+
+When the best trial was refit on train+validation (``task.refit``), the verdict still compares
+its *search run's* test figure: the baselines are fit on the training split alone (a setting
+chosen on validation), so the search run is the like-for-like comparison, on the same test
+split; the refit saw more data than any baseline. The refit's figure on that same test split
+(the model that serves predictions) is reported beside it (``refit_value`` and the sentence).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class Verdict(BaseModel):
     relative: float | None  # improvement over the baseline, as a fraction (negative: worse)
     beats: bool
     text: str
+    #: The refit's (served model's) figure on the same test split; None without a refit.
+    refit_value: float | None = None
 
 
 def _study_id(engine: Engine, name: str) -> int | None:
@@ -128,9 +136,11 @@ def verdict(
     direction: str,
     trial_val: float | None,
     trial_test: dict[str, Any] | None,
+    refit_test: dict[str, Any] | None = None,
 ) -> Verdict | None:
     """Best trial vs best baseline (see the module docstring); None when there is nothing to
-    compare (no trial value, or no baseline reports the metric)."""
+    compare (no trial value, or no baseline reports the metric). ``refit_test``: the best
+    trial's refit's test metrics, reported beside the comparison, never compared."""
     try:
         base = best_baseline(results, metric, direction)
     except ValueError:
@@ -151,6 +161,9 @@ def verdict(
     else:
         worse = f" ({-relative * 100:.1f}% worse)" if relative is not None and better else ""
         text = f"does not beat the best baseline{worse}; {on}"
+    refit = _figure(refit_test, metric) if split == "test" else None
+    if refit is not None:
+        text += f"; its refit on train+validation (serving predictions): {refit:.4g} on test"
     return Verdict(
         baseline=label,
         split=split,
@@ -159,4 +172,5 @@ def verdict(
         relative=relative,
         beats=beats,
         text=text,
+        refit_value=refit,
     )

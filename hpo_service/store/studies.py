@@ -283,11 +283,18 @@ def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
         if not ids:
             return None
         row = TrialDataRecord
-        found = conn.scalar(select(row.metrics).where(row.trial_id == ids[0]))
-        test = (found or {}).get("test")
+        found = conn.execute(select(row.metrics, row.extra).where(row.trial_id == ids[0])).first()
+    metrics, extra = (found.metrics or {}, found.extra or {}) if found else ({}, {})
+    refit = extra.get("refit")
+    refit = refit if isinstance(refit, dict) else {}
     trial = get_storage(settings).get_trial(ids[0])
+    test_n = trial.user_attrs.get("test_n")
     return {"number": trial.number, "value": trial.value, "params": trial.params,
-            "test_metrics": test or None}  # fmt: skip
+            "test_metrics": metrics.get("test") or None,
+            # How many examples the test figure rests on (None: stored before counts were).
+            "test_n": test_n if isinstance(test_n, int) else None,
+            # The refit on train+validation, when the trial has one (its model serves).
+            "refit_test_metrics": refit.get("test_metrics") or None}  # fmt: skip
 
 
 def requeued_failures(engine: Engine, name: str) -> int:

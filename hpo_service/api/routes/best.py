@@ -44,7 +44,8 @@ def best(name: StudyName, engine: EngineDep) -> BestOut:
     with engine.connect() as conn:
         trials = [trial_detail(conn, row) for row in best_rows(conn, info)]
     top = trials[0]
-    fields = baseline_fields(engine, info, top.value, top.metrics.get("test"))
+    refit_test = (top.refit or {}).get("test_metrics")
+    fields = baseline_fields(engine, info, top.value, top.metrics.get("test"), refit_test)
     return BestOut(
         study=name,
         metrics=info.spec.task.metrics,

@@ -120,7 +120,9 @@ def show(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
     info = get_study(engine, name)
     out = study_out(settings, info).model_dump()
     best = out["best"] or {}
-    fields = baseline_fields(engine, info, best.get("value"), best.get("test_metrics"))
+    fields = baseline_fields(
+        engine, info, best.get("value"), best.get("test_metrics"), best.get("refit_test_metrics")
+    )
     return StudyOut(**{**out, **fields})
 
 
