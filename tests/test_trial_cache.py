@@ -130,6 +130,23 @@ def test_columns_match_the_study_when_trials_finish_out_of_order(migrated: Setti
     assert np.isnan(cols.param("not_a_parameter")).all()
 
 
+def test_parameters_named_like_the_fixed_columns(migrated: Settings) -> None:
+    storage = get_storage(migrated)
+    study = optuna.create_study(study_name="names", storage=storage)
+    for i in range(3):
+        trial = study.ask()
+        trial.suggest_float("values", 0, 10)
+        trial.suggest_int("numbers", 0, 10)
+        study.tell(trial, float(i) / 10)
+    cache = TrialCache(get_engine(migrated), study._study_id)
+    cache.refresh()
+    done = study.get_trials(deepcopy=False)
+    assert cache.columns.values.tolist() == [0.0, 0.1, 0.2]
+    assert cache.columns.numbers.tolist() == [0, 1, 2]
+    assert cache.columns.param("values").tolist() == [t.params["values"] for t in done]
+    assert cache.columns.param("numbers").tolist() == [t.params["numbers"] for t in done]
+
+
 def test_queued_trial_is_popped_from_the_cache(migrated: Settings) -> None:
     info = create_study(migrated, tiny_spec("popped", n_trials=100), start=True)
     study = load_optuna_study(get_storage(migrated), info)

@@ -102,10 +102,13 @@ class _Columns:
         new_numbers = np.array([row["numbers"] for row, _ in rows], dtype=np.int64)
         first = int(np.searchsorted(self.numbers, new_numbers.min()))
         order = np.argsort(np.concatenate([self.numbers[first:], new_numbers]), kind="stable")
-        new = {name: [row[name] for row, _ in rows] for name in _FIXED}
-        new |= {name: [params.get(name, np.nan) for _, params in rows] for name in self._params}
-        for name, column in (self._fixed | self._params).items():
-            added = np.asarray(new[name], dtype=column.dtype)
+        merged = [(column, [row[name] for row, _ in rows]) for name, column in self._fixed.items()]
+        merged += [  # kept apart from the fixed columns: a parameter may be called "values"
+            (column, [params.get(name, np.nan) for _, params in rows])
+            for name, column in self._params.items()
+        ]
+        for column, new in merged:
+            added = np.asarray(new, dtype=column.dtype)
             column[first : size + count] = np.concatenate([column[first:size], added])[order]
         self._size = size + count
 
