@@ -19,13 +19,17 @@ run WARMUP + MEASURED trials: plain Optuna through ``study.optimize``, the servi
 rate is read back from the trials' start times in the database, the same way for both sides,
 after the first WARMUP x W trials (which absorb each process's cold read of the study). A row
 prints both rates, the service/plain ratio and the per-trial cost (wall time per trial of the
-W processes together). Best of ``--repeat`` runs per side.
+W processes together). Best of ``--repeat`` runs per side. Last, per backend and worker count, the
+per-trial cost at the largest size over that at the smallest (the target: at most 1.5 for the
+service at 50,000 against 100). ``--tpe-history`` sets the service's TPE window
+(``HPO_TPE_HISTORY``) for a comparison; plain Optuna always uses every trial.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import tempfile
 import time
 import uuid
@@ -212,15 +216,38 @@ def bench_backend(label: str, url: str, root: Path, args: argparse.Namespace) ->
     settings = settings_for(url, root)
     migrate(settings)
     lines = []
+    rates: dict[tuple[int, int], tuple[float, float]] = {}
     for size in args.sizes:
         for workers in args.workers:
             started = time.perf_counter()
-            plain, service = compare(args, settings, size, workers)
+            plain, service = rates[size, workers] = compare(args, settings, size, workers)
             lines.append(
                 f"| {label} | {size:,} | {workers} | {plain:6.1f} | {service:6.1f} | "
                 f"{service / plain:5.2f} | {1000 / plain:7.1f} | {1000 / service:7.1f} |"
             )
             print(f"{lines[-1]}  ({time.perf_counter() - started:.0f} s)", flush=True)
+    return lines + growth_lines(label, rates, args)
+
+
+def growth_lines(
+    label: str, rates: dict[tuple[int, int], tuple[float, float]], args: argparse.Namespace
+) -> list[str]:
+    """Per-trial cost at the largest size over the cost at the smallest (issue 14's target:
+    at most 1.5 for the service at 50,000 against 100), per worker count."""
+    small, large = min(args.sizes), max(args.sizes)
+    if small == large:
+        return []
+    lines = []
+    for workers in args.workers:
+        (plain_small, service_small), (plain_large, service_large) = (
+            rates[small, workers],
+            rates[large, workers],
+        )
+        lines.append(
+            f"{label}, {workers} worker(s): per-trial cost at {large:,} / at {small:,} trials: "
+            f"service {service_small / service_large:.2f}, plain {plain_small / plain_large:.2f}"
+        )
+        print(lines[-1], flush=True)
     return lines
 
 
@@ -237,7 +264,14 @@ def main() -> None:
     parser.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; best is kept")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--tpe-history",
+        type=int,
+        help="HPO_TPE_HISTORY for the service's workers (default: the setting's, 2000; 0: all)",
+    )
     args = parser.parse_args()
+    if args.tpe_history is not None:  # the spawned workers read it from the environment
+        os.environ["HPO_TPE_HISTORY"] = str(args.tpe_history)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     header = (
         "| database | existing trials | workers | plain trials/s | service trials/s "
@@ -254,7 +288,8 @@ def main() -> None:
                 lines += bench_backend("PostgreSQL", url, Path(tmp), args)
     print(
         f"\nsampler {args.sampler}, {WARMUP} warm-up + {args.measured} timed trials per process, "
-        f"best of {args.repeat}\n{header}"
+        f"best of {args.repeat}, HPO_TPE_HISTORY {os.environ.get('HPO_TPE_HISTORY', 'default')}"
+        f"\n{header}"
     )
     print("\n".join(lines))
 

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="torch threads per worker process; default: the cores shared out among "
         "the local workers.",
     )
+    tpe_history: int = Field(
+        default=2000,
+        ge=0,
+        description="TPE's 'above' (not good) set holds at most this many recent finished "
+        "trials; the 'good' set is still chosen from all of them; 0 = unbounded (Optuna's own).",
+    )
     api_cache_mb: float = Field(
         default=64.0,
         ge=0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -54,9 +55,14 @@ def fill(study: optuna.Study, spec: StudySpec, n: int) -> None:
     study.enqueue_trial({"learning_rate": 0.02, "optimizer": "rmsprop"})
 
 
-@pytest.mark.parametrize("direction", ["minimize", "maximize"])
-def test_cached_tpe_samples_what_optunas_tpe_samples(migrated: Settings, direction: str) -> None:
-    spec = tiny_spec(f"same-{direction}", n_trials=100)
+@pytest.mark.parametrize(
+    ("direction", "history"), [("minimize", 0), ("maximize", 0), ("minimize", 33)]
+)
+def test_cached_tpe_samples_what_optunas_tpe_samples(
+    migrated: Settings, direction: str, history: int
+) -> None:
+    """Also with a ``tpe_history`` window the trials fit in (37 finished, 4 of them good)."""
+    spec = tiny_spec(f"same-{direction}-{history}", n_trials=100)
     spec = spec.model_copy(update={"task": spec.task.model_copy(update={"direction": direction})})
     info = create_study(migrated, spec, start=True)
     storage = get_storage(migrated)
@@ -70,7 +76,9 @@ def test_cached_tpe_samples_what_optunas_tpe_samples(migrated: Settings, directi
     for seed in range(5):
         plain = optuna.load_study(study_name=info.name, storage=storage, sampler=tpe(seed))
         cached = optuna.load_study(
-            study_name=info.name, storage=storage, sampler=CachedTPESampler.adopt(tpe(seed), cache)
+            study_name=info.name,
+            storage=storage,
+            sampler=CachedTPESampler.adopt(tpe(seed), cache, history),
         )
         space = plain.sampler.infer_relative_search_space(plain, frozen)
         assert cached.sampler.infer_relative_search_space(cached, frozen) == space
@@ -94,6 +102,49 @@ def test_cache_reads_only_new_and_unfinished_trials(migrated: Settings) -> None:
     assert cache.n_finished == 28 and cache.running == []
     assert cache.columns.numbers.tolist() == sorted(cache.columns.numbers.tolist())
     assert running.number in cache.columns.numbers.tolist()
+
+
+def test_columns_match_the_study_when_trials_finish_out_of_order(migrated: Settings) -> None:
+    """More trials than the columns' first capacity, finished in shuffled batches."""
+    info = create_study(migrated, tiny_spec("shuffled", n_trials=200), start=True)
+    study = load_optuna_study(get_storage(migrated), info)
+    cache = TrialCache(get_engine(migrated), study._study_id)
+    trials = [study.ask() for _ in range(150)]
+    for trial in trials:
+        suggest_params(trial, info.spec.search_space)
+    order = np.random.default_rng(3).permutation(len(trials))
+    for batch in np.array_split(order, 7):
+        for index in batch:
+            study.tell(trials[index], float(index) / 7)
+        cache.refresh()
+    cols = cache.columns
+    assert cols.numbers.tolist() == list(range(150)) and cols.complete.all()
+    assert sorted(cache.arrivals) == list(range(150)) and cache.arrivals != list(range(150))
+    done = study.get_trials(deepcopy=False)
+    assert cols.values.tolist() == [t.value for t in done]
+    # internal representation: a float is itself, a choice its index
+    assert cols.param("learning_rate").tolist() == [t.params["learning_rate"] for t in done]
+    assert cols.param("optimizer").tolist() == [
+        float(["adam", "rmsprop"].index(t.params["optimizer"])) for t in done
+    ]
+    assert np.isnan(cols.param("not_a_parameter")).all()
+
+
+def test_parameters_named_like_the_fixed_columns(migrated: Settings) -> None:
+    storage = get_storage(migrated)
+    study = optuna.create_study(study_name="names", storage=storage)
+    for i in range(3):
+        trial = study.ask()
+        trial.suggest_float("values", 0, 10)
+        trial.suggest_int("numbers", 0, 10)
+        study.tell(trial, float(i) / 10)
+    cache = TrialCache(get_engine(migrated), study._study_id)
+    cache.refresh()
+    done = study.get_trials(deepcopy=False)
+    assert cache.columns.values.tolist() == [0.0, 0.1, 0.2]
+    assert cache.columns.numbers.tolist() == [0, 1, 2]
+    assert cache.columns.param("values").tolist() == [t.params["values"] for t in done]
+    assert cache.columns.param("numbers").tolist() == [t.params["numbers"] for t in done]
 
 
 def test_queued_trial_is_popped_from_the_cache(migrated: Settings) -> None:
