@@ -267,7 +267,8 @@ class Worker:
         if info.id not in self._studies:
             with_seed = seeded(info, ordinal)
             study = retry(lambda: load_optuna_study(self._params_storage, with_seed))
-            self._studies[info.id] = (study, sample_from_cache(study, self.engine))
+            cache = sample_from_cache(study, self.engine, self.settings.tpe_history)
+            self._studies[info.id] = (study, cache)
         return self._studies[info.id]
 
     def _run_claimed(self, info: StudyInfo, claimed: claims.Claim) -> None:
