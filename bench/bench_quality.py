@@ -69,7 +69,11 @@ def run_one(settings: Settings, raw: dict[str, Any]) -> dict[str, Any]:
     spec = parse_spec(raw)
     started, cpu = time.perf_counter(), time.process_time()
     info = create_study(settings, spec, start=True)
-    Worker(settings, WorkerOptions(study=info.name, exit_when_idle=True)).serve()
+    # The in-process worker takes its torch threads from its options, not from the settings.
+    options = WorkerOptions(
+        study=info.name, exit_when_idle=True, num_threads=settings.worker_threads
+    )
+    Worker(settings, options).serve()
     info = get_study(db.get_engine(settings), info.name)
     summary = summarize(settings, info)
     best = summary["best"] or {}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from hpo_service.spec import (
@@ -18,6 +19,8 @@ from hpo_service.spec import (
     parse_spec_text,
 )
 from hpo_service.spec.limits import dataset_problem
+from hpo_service.spec.sampling import suggest_params
+from hpo_service.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,6 +69,21 @@ def test_shapes_of_search_space_entries() -> None:
     assert space.hidden_units == 32
     assert "hidden_units" in space.fixed_values()
     assert "batch_size" not in space.fixed_values()
+    assert space.pooling == "last"  # specs written before pooling keep the last hidden state
+
+
+def test_pooling_is_searched_and_reaches_the_trainer() -> None:
+    """A list of poolings is a categorical Optuna parameter; each value builds a TrainConfig."""
+    space = parse_spec(base(search_space={"pooling": ["last", "max", "mean"]})).search_space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        params = suggest_params(trial, space)
+        assert trial.params["pooling"] == params["pooling"]
+        seen.add(TrainConfig.from_params(params).pooling)
+        study.tell(trial, 0.0)
+    assert seen == {"last", "max", "mean"}
 
 
 def test_defaults_follow_metric_direction() -> None:
@@ -94,6 +112,7 @@ def test_round_trip_through_json() -> None:
         ({"search_space": {"optimizer": ["adam", "lbfgs"]}}, "search_space.optimizer[1]"),
         ({"search_space": {"dropout": 1.5}}, "search_space.dropout"),
         ({"search_space": {"cell": "transformer"}}, "search_space.cell"),
+        ({"search_space": {"pooling": ["max", "sum"]}}, "search_space.pooling[1]"),
         ({"search_space": {"learnig_rate": 0.1}}, "search_space.learnig_rate"),
         ({"bogus": 1}, "bogus"),
         ({"budget": {"n_trials": 0}}, "budget.n_trials"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,11 @@ def test_fixed_seed_repeats_text_training_exactly(sms: PreparedData) -> None:
     assert third.epochs[0].train_loss != first.epochs[0].train_loss
 
 
-def test_text_predictor_round_trips(sms: PreparedData, data_dir: Path, tmp_path: Path) -> None:
-    cfg = config()
+@pytest.mark.parametrize("pooling", ["last", "max"])
+def test_text_predictor_round_trips(
+    sms: PreparedData, data_dir: Path, tmp_path: Path, pooling: str
+) -> None:
+    cfg = config(pooling=pooling, bidirectional=pooling == "max")
     result = fit(cfg, sms)
     predictor = load_predictor(save_artifacts(result, sms, cfg, tmp_path / "sms"))
     frame = clean_texts(read_tsv(data_dir / "sms_spam" / "SMSSpamCollection", ["label", "text"]))
@@ -131,6 +135,21 @@ def test_text_predictor_round_trips(sms: PreparedData, data_dir: Path, tmp_path:
     assert [p["label"] for p in small] == [p["label"] for p in whole]
     for a, b in zip(small, whole, strict=True):
         assert a["probabilities"]["spam"] == pytest.approx(b["probabilities"]["spam"], abs=1e-5)
+
+
+def test_an_artifact_saved_before_pooling_loads_as_last(
+    digits: PreparedData, tmp_path: Path
+) -> None:
+    cfg = config(max_epochs=1)
+    folder = save_artifacts(fit(cfg, digits), digits, cfg, tmp_path / "old")
+    inputs = digits.test.x[:5].tolist()
+    before = load_predictor(folder).predict(inputs)
+    summary = json.loads((folder / "config.json").read_text())
+    del summary["train_config"]["pooling"]
+    (folder / "config.json").write_text(json.dumps(summary))
+    predictor = load_predictor(folder)
+    assert predictor.model.pooling == "last"
+    assert predictor.predict(inputs) == before
 
 
 def test_text_batches_are_bounded_by_count_and_characters() -> None:

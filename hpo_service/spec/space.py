@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 OptimizerName = Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]
 CellName = Literal["lstm", "gru"]
+#: What the head sees: the final hidden state, or the max / mean of the outputs over time.
+PoolingName = Literal["last", "max", "mean"]
 TransformName = Literal["none", "log", "diff", "seasonal_diff"]
 
 
@@ -132,6 +134,7 @@ class SearchSpace(StrictModel):
     grad_clip: _param(NonNegFloat, FloatRange) = 1.0  # type: ignore[valid-type]
     cell: _param(CellName, None) = "lstm"  # type: ignore[valid-type]
     bidirectional: _param(bool, None) = False  # type: ignore[valid-type]
+    pooling: _param(PoolingName, None) = "last"  # type: ignore[valid-type]
     # Forecasting data entries: unset (None) means task.lookback / task.target_transform.
     lookback: _param(PositiveInt, IntRange) | None = None  # type: ignore[valid-type]
     target_transform: _param(TransformName, None) | None = None  # type: ignore[valid-type]

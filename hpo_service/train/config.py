@@ -28,6 +28,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 disables clipping
     cell: str = "lstm"  # lstm | gru
     bidirectional: bool = False
+    pooling: str = "last"  # last | max | mean, over the recurrent outputs (train.model)
     max_epochs: int = 10
     patience: int | None = None
     seed: int = 0

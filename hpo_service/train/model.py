@@ -1,8 +1,11 @@
-"""The model: embedding (text) or input projection -> LSTM/GRU -> dropout -> linear head.
+"""The model: embedding (text) or input projection -> LSTM/GRU -> pooling -> dropout -> head.
 
 Text batches arrive with their true lengths and, when they hold any padding, are packed, so the
 recurrent cell never steps over padding and the final hidden state is the one at each sequence's
-real end.
+real end. ``pooling`` chooses what the head sees: that final state (``last``), or the top layer's
+outputs over all real steps reduced by ``max`` or ``mean`` (padded steps masked out). Max pooling
+over time lets a text classifier react to one telling word anywhere in the message, which the
+last state of a long message tends to forget.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+POOLINGS = ("last", "max", "mean")
 
 
 class RecurrentModel(nn.Module):
@@ -32,9 +37,13 @@ class RecurrentModel(nn.Module):
         embedding_dim: int = 64,
         cell: str = "lstm",
         bidirectional: bool = False,
+        pooling: str = "last",
     ):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.kind = kind
+        self.pooling = pooling
         self.inputs: nn.Module = (
             nn.Embedding(input_size, embedding_dim, padding_idx=0)
             if kind == "text_classification"
@@ -56,17 +65,39 @@ class RecurrentModel(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, n_outputs] (classification) or scaled forecasts [B, horizon]."""
         emb = self.inputs(x)
-        if lengths is not None and int(lengths.min()) < x.shape[1]:
-            # Pack only when the batch holds padding: length-bucketed batches are mostly of one
-            # length, and packing a batch without padding costs time and changes nothing.
-            emb = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, hidden = self.rnn(emb)
-        h_n = hidden[0] if isinstance(hidden, tuple) else hidden
-        last = torch.cat(list(h_n[-self.directions :]), dim=-1)  # top layer, each direction
-        out = self.head(self.dropout(last))
+        # Pack only when the batch holds padding: length-bucketed batches are mostly of one
+        # length, and packing a batch without padding costs time and changes nothing.
+        padded = lengths if lengths is not None and int(lengths.min()) < x.shape[1] else None
+        steps: torch.Tensor | PackedSequence = emb
+        if padded is not None:
+            steps = pack_padded_sequence(emb, padded.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, hidden = self.rnn(steps)
+        if self.pooling == "last":
+            h_n = hidden[0] if isinstance(hidden, tuple) else hidden
+            features = torch.cat(list(h_n[-self.directions :]), dim=-1)  # top layer, each way
+        else:
+            features = self._pool(outputs, padded)
+        out = self.head(self.dropout(features))
         if self.kind == "forecasting":
             out = out + x[:, -1, :1]
         return out
+
+    def _pool(
+        self, outputs: torch.Tensor | PackedSequence, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Max or mean over time of the top layer's outputs [B, T, H*dirs]; with ``lengths``
+        (a packed batch) the padded steps are -inf for max and left out of the mean."""
+        if isinstance(outputs, PackedSequence):
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True)
+        if lengths is None:
+            return outputs.amax(dim=1) if self.pooling == "max" else outputs.mean(dim=1)
+        lengths = lengths.to(outputs.device)
+        steps = torch.arange(outputs.shape[1], device=outputs.device)
+        real = (steps[None, :] < lengths[:, None]).unsqueeze(-1)  # [B, T, 1]
+        if self.pooling == "max":
+            return outputs.masked_fill(~real, float("-inf")).amax(dim=1)
+        total = outputs.masked_fill(~real, 0.0).sum(dim=1)
+        return total / lengths.clamp(min=1).unsqueeze(-1).to(outputs.dtype)
 
 
 def build_model(state: dict[str, Any], params: dict[str, Any]) -> RecurrentModel:
@@ -81,6 +112,7 @@ def build_model(state: dict[str, Any], params: dict[str, Any]) -> RecurrentModel
         embedding_dim=params["embedding_dim"],
         cell=params["cell"],
         bidirectional=params["bidirectional"],
+        pooling=params.get("pooling", "last"),  # artifacts saved before pooling existed
     )
 
 
