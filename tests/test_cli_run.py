@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import create_engine, inspect
 
 from hpo_service.cli.common import fmt_value
-from hpo_service.cli.studies import test_lines
+from hpo_service.cli.studies import held_out_lines
 from hpo_service.config import Settings
 from hpo_service.store.db import get_engine, get_storage
 from hpo_service.store.studies import get_study, summarize
@@ -75,14 +75,14 @@ def test_run_sets_up_an_empty_database_and_finds_a_best_trial(
 
 
 def test_no_test_split_says_so_and_a_refit_figure_is_shown_beside_the_search_runs() -> None:
-    assert test_lines("rmse", {"test_n": 0, "test_metrics": None}) == [
+    assert held_out_lines("rmse", {"test_n": 0, "test_metrics": None}) == [
         "no test split (test_fraction 0): no test figure"
     ]
     best = {"test_n": 872, "test_metrics": {"accuracy": 0.861}}
-    both = test_lines("accuracy", {**best, "refit_test_metrics": {"accuracy": 0.87}})
+    both = held_out_lines("accuracy", {**best, "refit_test_metrics": {"accuracy": 0.87}})
     assert both[0] == "test accuracy 0.861 (872 examples)"
     assert both[1].startswith("refit test accuracy 0.87 (872 examples), retrained on")
-    assert test_lines("rmse", {"number": 1, "test_metrics": {"rmse": 2.5}}) == ["test rmse 2.5"]
+    assert held_out_lines("rmse", {"number": 1, "test_metrics": {"rmse": 2.5}}) == ["test rmse 2.5"]
 
 
 def test_a_missing_dataset_stops_run_before_anything_is_stored(

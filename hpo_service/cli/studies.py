@@ -111,13 +111,13 @@ def print_best(summary: dict[str, Any]) -> None:
         return
     metric, value = summary["metrics"][0], fmt_value(best["value"])
     console.print(f"best: trial {best['number']}  {metric} = {value}", highlight=False)
-    for line in test_lines(metric, best):
+    for line in held_out_lines(metric, best):
         console.print(f"  {line}", highlight=False)
     for key, param in best["params"].items():
         console.print(f"  {key} = {fmt_value(param)}", highlight=False)
 
 
-def test_lines(metric: str, best: dict[str, Any]) -> list[str]:
+def held_out_lines(metric: str, best: dict[str, Any]) -> list[str]:
     """The best trial's test figure with the number of examples it rests on (``test_n``), and
     its refit's figure on the same test split when it has one: a test accuracy of 1.0 on 14
     rows and on 872 are different claims."""
