@@ -187,11 +187,11 @@ def separate_test_file(task: TaskSpec, roots: DataRoots | Path | None) -> Path |
         return None
     roots = DataRoots.coerce(roots)
     if task.test_dataset in TEST_SET_FILES:
-        return test_set_file(task.test_dataset, roots.data_dir)
+        return held_out_set_file(task.test_dataset, roots.data_dir)
     return resolve_csv(task.test_dataset, roots, "task.test_dataset")
 
 
-def test_set_file(name: str, data_dir: Path | None) -> Path:
+def held_out_set_file(name: str, data_dir: Path | None) -> Path:
     """A built-in split's file (``sst2:dev``) under the data directory; the error names
     ``task.test_dataset`` and the file it needs, never a server path."""
     relative = TEST_SET_FILES[name]
