@@ -51,8 +51,8 @@ def study_id(conn: sa.Connection, name: str) -> int:
     return found
 
 
-#: Trial counts of service studies, per (study id, states), with the study mark they were read at.
-_counts: dict[tuple[int, tuple[str, ...] | None], tuple[counters.Mark, int]] = {}
+#: Trial counts of service studies per (database, study id, states), with the mark read with them.
+_counts: dict[tuple[str, int, tuple[str, ...] | None], tuple[counters.Mark, int]] = {}
 _MAX_COUNTS = 1024
 
 
@@ -62,7 +62,7 @@ def count_current(conn: sa.Connection, name: str, sid: int, states: list[str] | 
     Optuna study (no mark) is counted each time; trials that something other than the service
     writes to a service study are counted at the study's next change (as its ETags)."""
     mark = counters.study_mark(conn, name)
-    key = (sid, tuple(states) if states else None)
+    key = (str(conn.engine.url), sid, tuple(states) if states else None)  # one per database
     known = _counts.get(key)
     if mark is not None and known is not None and known[0] == mark:
         return known[1]
