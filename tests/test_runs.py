@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError, PendingRollbackError
 from hpo_service.config import Settings
 from hpo_service.scheduling import claims, reaper
 from hpo_service.scheduling.outcomes import TrialFailed, retry, transient
-from hpo_service.scheduling.registry import list_workers, register
+from hpo_service.scheduling.registry import beat, list_workers, register
 from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.spec.sampling import suggest_params
@@ -370,6 +370,22 @@ def test_list_workers_flags_dead_ones_and_reaper_marks_them_lost(migrated: Setti
         states = dict(session.execute(select(WorkerRecord.id, WorkerRecord.state)).all())
     assert states == {"alive-1": "idle", "dead-2": "lost"}
     assert [w.id for w in list_workers(engine, 60, active_only=True)] == ["alive-1"]
+
+
+def test_the_worker_of_a_reaped_run_is_lost_even_if_its_row_beat_later(migrated: Settings) -> None:
+    """The race CI hit: the worker's row was written after its run's last beat, so at the reap
+    the run was stale but the row was not, and the dead worker stayed 'busy' for good."""
+    engine = get_engine(migrated)
+    info = create_study(migrated, tiny_spec("late", n_trials=2), start=True)
+    with session_scope(engine) as session:
+        register(session, "w", "host", 1, "cpu", None)
+    _start_trial(migrated, info, worker="w")
+    time.sleep(0.3)
+    with session_scope(engine) as session:
+        beat(session, "w")  # the row is fresh, the run is not
+    assert _reap(migrated) == ["requeued"]
+    with session_scope(engine) as session:
+        assert session.get(WorkerRecord, "w").state == "lost"  # type: ignore[union-attr]
 
 
 # --- retries through Optuna's wrapping -----------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from hpo_service.scheduling.outcomes import fail_and_requeue
-from hpo_service.scheduling.registry import mark_lost
+from hpo_service.scheduling.registry import mark_lost, mark_worker_lost
 from hpo_service.spec import StudySpec, load_stored_spec
 from hpo_service.store import counters, optuna_tables
 from hpo_service.store.clock import db_now, utcnow
@@ -93,8 +93,10 @@ def release(
 
 
 def _run_context(session: Session, run_id: int) -> tuple[int | None, str, StudySpec]:
+    """The run's trial, study and spec; its worker, silent for the grace period, is lost."""
     run = session.get(TrialRun, run_id)
     assert run is not None  # this reaper holds it: nobody else deletes a reaping run
+    mark_worker_lost(session, run.worker_id)
     record = session.get(StudyRecord, run.study_id)
     assert record is not None  # its study's deletion would have cascaded to the run
     return run.optuna_trial_id, record.name, load_stored_spec(record.spec)

@@ -140,6 +140,21 @@ def mark_lost(session: Session, stale_after_s: float) -> int:
     return rows_changed(changed)
 
 
+def mark_worker_lost(session: Session, worker_id: str | None) -> None:
+    """The worker of a run the reaper took over is lost, whatever its own heartbeat row says.
+
+    :func:`mark_lost` alone misses it when the worker's row was written a moment after its run's
+    (or the reaper's cutoff moved between the two reads): the run is reaped, the row stays busy.
+    A worker that was only slow (a false alarm) sets its state again with its next trial."""
+    if worker_id is None:
+        return
+    session.execute(
+        update(WorkerRecord)
+        .where(WorkerRecord.id == worker_id, WorkerRecord.state.in_(ACTIVE_STATES))
+        .values(state=WorkerState.LOST, current_run_id=None)
+    )
+
+
 def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:
     """The frozen view of a row; ``alive`` by the one liveness rule."""
     fields = {name: getattr(record, name) for name in WorkerInfo.model_fields if name != "alive"}
