@@ -86,6 +86,14 @@ def test_pooling_is_searched_and_reaches_the_trainer() -> None:
     assert seen == {"last", "max", "mean"}
 
 
+def test_ema_decay_is_off_by_default_and_a_range_reaches_the_trainer() -> None:
+    assert parse_spec(base()).search_space.ema_decay == 0.0
+    space = parse_spec(base(search_space={"ema_decay": {"low": 0.99, "high": 0.999}})).search_space
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    decay = TrainConfig.from_params(suggest_params(trial, space)).ema_decay
+    assert 0.99 <= decay <= 0.999 and decay == trial.params["ema_decay"]
+
+
 def test_defaults_follow_metric_direction() -> None:
     assert parse_spec(base()).directions == ["minimize"]
     text = parse_spec(
@@ -113,6 +121,8 @@ def test_round_trip_through_json() -> None:
         ({"search_space": {"dropout": 1.5}}, "search_space.dropout"),
         ({"search_space": {"cell": "transformer"}}, "search_space.cell"),
         ({"search_space": {"pooling": ["max", "sum"]}}, "search_space.pooling[1]"),
+        ({"search_space": {"ema_decay": 1.0}}, "search_space.ema_decay"),
+        ({"search_space": {"ema_decay": {"low": 0.99, "high": 1.0}}}, "search_space.ema_decay"),
         ({"search_space": {"learnig_rate": 0.1}}, "search_space.learnig_rate"),
         ({"bogus": 1}, "bogus"),
         ({"budget": {"n_trials": 0}}, "budget.n_trials"),

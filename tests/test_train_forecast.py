@@ -11,7 +11,7 @@ import torch
 
 from hpo_service.data import PreparedData, load_dataset
 from hpo_service.spec import TaskSpec
-from hpo_service.train import EpochResult, TrainConfig, fit, load_predictor, save_artifacts
+from hpo_service.train import EpochResult, TrainConfig, fit, load_predictor, loop, save_artifacts
 
 
 def sunspots(**task: Any) -> PreparedData:
@@ -145,3 +145,25 @@ def test_predictor_round_trips_saved_artifacts(tmp_path: Path) -> None:
     assert forecast == pytest.approx(expected, rel=1e-4, abs=1e-3)
     with pytest.raises(ValueError, match="at least 24"):
         predictor.predict([1.0, 2.0])
+
+
+def _distance(state: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> float:
+    return sum(float((state[k] - other[k]).pow(2).sum()) for k in state) ** 0.5
+
+
+def test_ema_weights_are_the_ones_validated_tested_and_saved() -> None:
+    """The optimizer steps the raw weights either way (same seed: same trajectory); with
+    ema_decay the average is what the figures and the saved state come from."""
+    data = sunspots()
+    raw = fit(tiny(max_epochs=3, keep_last=True), data)
+    slow = fit(tiny(max_epochs=3, keep_last=True, ema_decay=0.9999), data)
+    assert raw.best_state is not None and slow.best_state is not None
+    start = loop._start(tiny(), data)  # the seeded initial weights
+    initial = {k: v.detach().clone() for k, v in start.model.state_dict().items()}
+    # A decay of 0.9999 over a few hundred batches barely leaves the first step's weights.
+    assert _distance(slow.best_state, initial) < 0.5 * _distance(raw.best_state, initial)
+    start.model.load_state_dict(slow.best_state)
+    assert loop.evaluate(start, data.val)["loss"] == pytest.approx(slow.epochs[-1].val_loss)
+    assert loop.evaluate(start, data.test)["rmse"] == pytest.approx(slow.test_metrics["rmse"])
+    assert slow.epochs[-1].val_loss != pytest.approx(raw.epochs[-1].val_loss)
+    assert slow.epochs[-1].train_loss == pytest.approx(raw.epochs[-1].train_loss)

@@ -135,6 +135,7 @@ class SearchSpace(StrictModel):
     cell: _param(CellName, None) = "lstm"  # type: ignore[valid-type]
     bidirectional: _param(bool, None) = False  # type: ignore[valid-type]
     pooling: _param(PoolingName, None) = "last"  # type: ignore[valid-type]
+    ema_decay: _param(Probability, FloatRange) = 0.0  # type: ignore[valid-type]
     # Forecasting data entries: unset (None) means task.lookback / task.target_transform.
     lookback: _param(PositiveInt, IntRange) | None = None  # type: ignore[valid-type]
     target_transform: _param(TransformName, None) | None = None  # type: ignore[valid-type]
@@ -170,6 +171,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "embedding_dim": (1, None, True),
     "weight_decay": (0.0, None, True),
     "grad_clip": (0.0, None, True),
+    "ema_decay": (0.0, 1.0, True),
     "lookback": (1, None, True),
 }
 

@@ -29,6 +29,9 @@ class TrainConfig:
     cell: str = "lstm"  # lstm | gru
     bidirectional: bool = False
     pooling: str = "last"  # last | max | mean, over the recurrent outputs (train.model)
+    #: Validate, test and save an exponential moving average of the weights (decay per batch;
+    #: 0 disables): see :mod:`hpo_service.train.loop`.
+    ema_decay: float = 0.0
     max_epochs: int = 10
     patience: int | None = None
     seed: int = 0
