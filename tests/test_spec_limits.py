@@ -30,7 +30,7 @@ from hpo_service.spec.sampling import grid_space
 from hpo_service.spec.size import estimate, model_parameters, recurrent_parameters
 from hpo_service.store.db import get_engine, session_scope
 from hpo_service.store.studies import create_study, get_study, list_studies
-from hpo_service.train.model import RecurrentModel, count_parameters
+from hpo_service.train.model import RecurrentModel, build_model, count_parameters
 from tests.conftest import env_for, make_settings, tiny_spec
 
 
@@ -158,7 +158,23 @@ def test_estimate_takes_each_entrys_maximum() -> None:
         "batch_size": 128,  # the default choices [32, 64, 128]
         "cell": "lstm",
         "bidirectional": True,
+        "ensemble_size": 1,
     }
+
+
+def test_an_ensemble_counts_every_members_parameters_and_memory() -> None:
+    task = {"dataset": "sunspots", "kind": "forecasting", "lookback": 12, "horizon": 3}
+    space = {"hidden_units": 16, "embedding_dim": 8}
+    single = parse_spec(tiny_spec(task=task, search_space=space))
+    one = estimate(single.task, single.search_space)
+    spec = parse_spec(tiny_spec(task=task, search_space={**space, "ensemble_size": [1, 3]}))
+    three = estimate(spec.task, spec.search_space)
+    state = {"kind": "forecasting", "input_size": 1, "n_outputs": 3}
+    params = {**three.params, "dropout": 0.0, "pooling": "last"}
+    assert (
+        three.n_parameters == count_parameters(build_model(state, params)) == 3 * one.n_parameters
+    )
+    assert three.megabytes == pytest.approx(3 * one.megabytes)
 
 
 def test_a_model_too_big_is_refused_with_the_estimate_and_the_limit() -> None:

@@ -167,3 +167,23 @@ def test_ema_weights_are_the_ones_validated_tested_and_saved() -> None:
     assert loop.evaluate(start, data.test)["rmse"] == pytest.approx(slow.test_metrics["rmse"])
     assert slow.epochs[-1].val_loss != pytest.approx(raw.epochs[-1].val_loss)
     assert slow.epochs[-1].train_loss == pytest.approx(raw.epochs[-1].train_loss)
+
+
+def test_an_ensemble_is_fitted_saved_and_served_as_one_model(tmp_path: Path) -> None:
+    """Each member learns (its own loss), the figures are the average's, and the predictor
+    rebuilds all members from the saved folder."""
+    data = sunspots()
+    config = tiny(max_epochs=3, ensemble_size=3)
+    result = fit(config, data)
+    assert result.best_state is not None
+    assert {k.split(".")[1] for k in result.best_state} == {"0", "1", "2"}
+    assert result.n_params == 3 * fit(tiny(max_epochs=1), data).n_params
+    assert result.test_metrics["rmse"] < naive_rmse(data) * 1.5  # trained, not left at init
+    predictor = load_predictor(save_artifacts(result, data, config, tmp_path / "trial-1"))
+    assert data.scaler is not None
+    mean, std = data.scaler["mean"][0], data.scaler["std"][0]
+    window = (data.test.x[0, :, 0] * std + mean).tolist()
+    members = predictor.model.members  # type: ignore[union-attr]
+    with torch.no_grad():
+        each = [float(m(data.test.x[:1])[0, 0]) * std + mean for m in members]
+    assert predictor.predict(window)[0] == pytest.approx(sum(each) / 3, rel=1e-4, abs=1e-3)

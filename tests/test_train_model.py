@@ -1,11 +1,11 @@
-"""The recurrent model's pooling: padding never changes what a sequence's features are."""
+"""The recurrent model: padding never changes what a sequence's features are; ensembles average."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hpo_service.train.model import RecurrentModel, build_model
+from hpo_service.train.model import EnsembleModel, RecurrentModel, build_model
 
 STATE = {"kind": "text_classification", "input_size": 50, "n_outputs": 1}
 PARAMS = {
@@ -61,3 +61,34 @@ def test_parameters_without_pooling_build_the_last_state_model() -> None:
 def test_an_unknown_pooling_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="pooling must be one of last, max, mean"):
         _model("sum")
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_outputs"),
+    [("text_classification", 1), ("text_classification", 3), ("forecasting", 2)],
+)
+def test_an_ensemble_trains_members_apart_and_answers_with_their_average(
+    kind: str, n_outputs: int
+) -> None:
+    torch.manual_seed(0)
+    state = {"kind": kind, "input_size": 50 if kind != "forecasting" else 1, "n_outputs": n_outputs}
+    model = build_model(state, {**PARAMS, "ensemble_size": 3, "pooling": "max"})
+    assert isinstance(model, EnsembleModel) and len(model.members) == 3
+    x = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 10]])
+    if kind == "forecasting":
+        x = torch.randn(2, 4, 1)
+    with torch.no_grad():
+        stacked = model.train()(x, None)
+        combined = model.eval()(x, None)
+        members = [member(x, None) for member in model.members]
+    assert stacked.shape == (3, 2, n_outputs)
+    assert not torch.allclose(members[0], members[1])  # different initialisations
+    if kind == "forecasting":
+        expected = torch.stack(members).mean(dim=0)
+        assert torch.allclose(combined, expected, atol=1e-6)
+    elif n_outputs == 1:
+        mean_p = torch.stack([torch.sigmoid(m) for m in members]).mean(dim=0)
+        assert torch.allclose(torch.sigmoid(combined), mean_p, atol=1e-6)
+    else:
+        mean_p = torch.stack([torch.softmax(m, dim=-1) for m in members]).mean(dim=0)
+        assert torch.allclose(torch.softmax(combined, dim=-1), mean_p, atol=1e-6)

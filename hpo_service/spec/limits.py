@@ -34,6 +34,7 @@ NUMERIC_CAPS: dict[str, float] = {
     "search_space.weight_decay": 10.0,
     "search_space.grad_clip": 1000.0,
     "search_space.lookback": 5000,
+    "search_space.ensemble_size": 16,
     "task.lookback": 5000,
     "task.horizon": 1000,
     "task.season": 5000,

@@ -96,6 +96,7 @@ def largest_params(space: SearchSpace) -> dict[str, Any]:
     cells = space.cell if isinstance(space.cell, list) else [space.cell]
     params["cell"] = "lstm" if "lstm" in cells else "gru"
     params["bidirectional"] = bool(_largest(space.bidirectional))
+    params["ensemble_size"] = int(_largest(space.ensemble_size))
     return params
 
 
@@ -122,7 +123,8 @@ def training_bytes(n_parameters: int, params: dict[str, Any], length: int) -> fl
 
 
 def estimate(task: TaskSpec, space: SearchSpace) -> Estimate:
-    """Parameters and training memory of the spec's largest configuration."""
+    """Parameters and training memory of the spec's largest configuration (an ensemble of k
+    members: k models' parameters, state and activations, all alive in one training step)."""
     params = largest_params(space)
     input_size, n_outputs, length = task_shape(task)
     if task.kind == "forecasting" and space.lookback is not None:
@@ -136,6 +138,7 @@ def estimate(task: TaskSpec, space: SearchSpace) -> Estimate:
         params["embedding_dim"],
         params["cell"],
         params["bidirectional"],
-    )
-    megabytes = training_bytes(n_parameters, params, length) / MB
+    ) * params["ensemble_size"]
+    per_member = training_bytes(n_parameters // params["ensemble_size"], params, length)
+    megabytes = per_member * params["ensemble_size"] / MB
     return Estimate(params=params, n_parameters=n_parameters, megabytes=megabytes)

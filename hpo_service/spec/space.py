@@ -136,6 +136,7 @@ class SearchSpace(StrictModel):
     bidirectional: _param(bool, None) = False  # type: ignore[valid-type]
     pooling: _param(PoolingName, None) = "last"  # type: ignore[valid-type]
     ema_decay: _param(Probability, FloatRange) = 0.0  # type: ignore[valid-type]
+    ensemble_size: _param(PositiveInt, IntRange) = 1  # type: ignore[valid-type]
     # Forecasting data entries: unset (None) means task.lookback / task.target_transform.
     lookback: _param(PositiveInt, IntRange) | None = None  # type: ignore[valid-type]
     target_transform: _param(TransformName, None) | None = None  # type: ignore[valid-type]
@@ -172,6 +173,7 @@ _BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "weight_decay": (0.0, None, True),
     "grad_clip": (0.0, None, True),
     "ema_decay": (0.0, 1.0, True),
+    "ensemble_size": (1, None, True),
     "lookback": (1, None, True),
 }
 

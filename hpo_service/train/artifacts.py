@@ -25,7 +25,7 @@ from hpo_service.data import PreparedData
 from hpo_service.data.text import encode, tokenize
 from hpo_service.data.transforms import forward, invert, lag
 from hpo_service.train.config import TrainConfig, TrainResult
-from hpo_service.train.model import RecurrentModel, build_model
+from hpo_service.train.model import EnsembleModel, RecurrentModel, build_model
 
 WEIGHTS, PREPROCESSING, CONFIG = "weights.pt", "preprocessing.json", "config.json"
 #: What a predictor reads from preprocessing.json, for every kind and per kind.
@@ -90,7 +90,9 @@ class Predictor:
     the list is one series (at least ``lookback`` values) -> the next ``horizon`` values.
     """
 
-    def __init__(self, model: RecurrentModel, state: dict[str, Any], config: dict[str, Any]):
+    def __init__(
+        self, model: RecurrentModel | EnsembleModel, state: dict[str, Any], config: dict[str, Any]
+    ):
         self.model = model.eval()
         self.state = state
         self.config = config

@@ -32,6 +32,8 @@ class TrainConfig:
     #: Validate, test and save an exponential moving average of the weights (decay per batch;
     #: 0 disables): see :mod:`hpo_service.train.loop`.
     ema_decay: float = 0.0
+    #: Models trained side by side from different initialisations, averaged (train.model).
+    ensemble_size: int = 1
     max_epochs: int = 10
     patience: int | None = None
     seed: int = 0
