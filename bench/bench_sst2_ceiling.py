@@ -10,7 +10,8 @@ trials land at 0.82-0.83; this bench asks whether any search could do better, by
 best configuration found by hand (example-specs/sst2.yaml's comment) with the trainer the service
 uses, on the default study's own splits (validation carved leak-free from the phrases, test =
 GLUE dev), once per seed, and averaging the seeds' probabilities (what the trainer's
-``ensemble_size`` does, except that its members also share their batches). It prints each model's dev accuracy at the epoch validation chose, the ensemble's
+``ensemble_size`` does, except that its members also share their batches). It prints each
+model's dev accuracy at the epoch validation chose, the ensemble's
 of the first k models, and the ratio to TF-IDF + logistic regression measured in the same run.
 """
 
