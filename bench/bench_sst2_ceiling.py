@@ -5,14 +5,14 @@ Run by hand (not a test), from the checkout:
     python bench/bench_sst2_ceiling.py --data-dir ../shared/datasets --seeds 5 --epochs 3
     python bench/bench_sst2_ceiling.py --data-dir ../shared/datasets --seeds 3 --ema-decay 0.999
 
-Why it exists: issue 12 asks for GLUE dev accuracy >= 0.86 from the default study. The study's
-trials land at 0.82-0.83; this bench asks whether any search could do better, by training the
+Why it exists: issue 12 asks for GLUE dev accuracy >= 0.86 from the default study. Its single-model
+trials landed at 0.82-0.83; this bench asks whether any search could do better, by training the
 best configuration found by hand (example-specs/sst2.yaml's comment) with the trainer the service
 uses, on the default study's own splits (validation carved leak-free from the phrases, test =
 GLUE dev), once per seed, and averaging the seeds' probabilities (what the trainer's
 ``ensemble_size`` does, except that its members also share their batches). It prints each
-model's dev accuracy at the epoch validation chose, the ensemble's
-of the first k models, and the ratio to TF-IDF + logistic regression measured in the same run.
+model's dev accuracy at the epoch validation chose, the ensemble's of the first k models, and
+the ratio to TF-IDF + logistic regression measured in the same run.
 """
 
 from __future__ import annotations
