@@ -334,15 +334,15 @@ def test_orphaned_running_trial_is_failed_and_requeued(migrated: Settings) -> No
         suggest_params(trial, info.spec.search_space)
     plain = optuna.create_study(study_name="not-ours", storage=get_storage(migrated))
     plain.ask()  # a plain Optuna study on the same database is not the reaper's business
-    assert _reap(migrated) == []  # first seen unheld: they may be about to be recorded on a run
+    assert _reap(migrated, 1.0) == []  # first seen unheld: they may be recorded on a run soon
     claimed = _claim(migrated, info)
     assert claimed is not None
     with session_scope(get_engine(migrated)) as session:
         claims.attach(session, claimed.run_id, recorded, 0, worker_id="w")
-    time.sleep(0.3)
+    time.sleep(1.2)  # a grace period of 1 s: the beat below stays fresh on a loaded machine
     with session_scope(get_engine(migrated)) as session:
         assert claims.beat(session, "w", claimed.run_id)  # its worker is alive
-    assert _reap(migrated) == ["requeued"]  # only the one still unheld a grace period later
+    assert _reap(migrated, 1.0) == ["requeued"]  # only the one still unheld a grace period later
     states = [t.state for t in _trials(migrated, "o")]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert [t.state for t in plain.get_trials()] == [TrialState.RUNNING]

@@ -56,7 +56,7 @@ def take_stale(session: Session, run_id: int, stale_after_s: float, token: str) 
     """Take over a stale run; only one reaper wins. The run becomes 'reaping' (still holding its
     unit of budget, no longer writable by its worker) with a fresh heartbeat and the reaper's
     ``token`` as its reason: if this reaper dies too, the run goes stale again and another one
-    finishes the job. ``worker_id`` keeps naming the worker that ran it."""
+    finishes the job. ``worker_id`` keeps naming the worker that ran it, which is marked lost."""
     cutoff = db_now(session) - timedelta(seconds=stale_after_s)
     row = session.execute(
         update(TrialRun)
@@ -64,12 +64,15 @@ def take_stale(session: Session, run_id: int, stale_after_s: float, token: str) 
             TrialRun.id == run_id, TrialRun.status.in_(IN_FLIGHT), TrialRun.heartbeat_at < cutoff
         )
         .values(status=RunStatus.REAPING, reason=token, heartbeat_at=db_now(session))
-        .returning(TrialRun.study_id)
+        .returning(TrialRun.study_id, TrialRun.worker_id)
         .execution_options(synchronize_session=False)
     ).first()
-    if row is not None:  # in flight before and after: only the change watermark moves
-        counters.run_moved(session, int(row[0]), RunStatus.RUNNING, RunStatus.REAPING, False)
-    return row is not None
+    if row is None:
+        return False
+    # In flight before and after: only the change watermark moves.
+    counters.run_moved(session, int(row[0]), RunStatus.RUNNING, RunStatus.REAPING, False)
+    mark_worker_lost(session, row[1])  # after the run's row: the heartbeat's lock order
+    return True
 
 
 def release(
@@ -93,10 +96,8 @@ def release(
 
 
 def _run_context(session: Session, run_id: int) -> tuple[int | None, str, StudySpec]:
-    """The run's trial, study and spec; its worker, silent for the grace period, is lost."""
     run = session.get(TrialRun, run_id)
     assert run is not None  # this reaper holds it: nobody else deletes a reaping run
-    mark_worker_lost(session, run.worker_id)
     record = session.get(StudyRecord, run.study_id)
     assert record is not None  # its study's deletion would have cascaded to the run
     return run.optuna_trial_id, record.name, load_stored_spec(record.spec)

@@ -132,12 +132,7 @@ def unregister(session: Session, worker_id: str, trials_done: int) -> None:
 def mark_lost(session: Session, stale_after_s: float) -> int:
     """Active workers without a heartbeat for ``stale_after_s`` become ``lost``."""
     cutoff = db_now(session) - timedelta(seconds=stale_after_s)
-    changed = session.execute(
-        update(WorkerRecord)
-        .where(~live_clause(cutoff), WorkerRecord.state.in_(ACTIVE_STATES))
-        .values(state=WorkerState.LOST, current_run_id=None)
-    )
-    return rows_changed(changed)
+    return _lose(session, ~live_clause(cutoff))
 
 
 def mark_worker_lost(session: Session, worker_id: str | None) -> None:
@@ -146,13 +141,18 @@ def mark_worker_lost(session: Session, worker_id: str | None) -> None:
     :func:`mark_lost` alone misses it when the worker's row was written a moment after its run's
     (or the reaper's cutoff moved between the two reads): the run is reaped, the row stays busy.
     A worker that was only slow (a false alarm) sets its state again with its next trial."""
-    if worker_id is None:
-        return
-    session.execute(
+    if worker_id is not None:
+        _lose(session, WorkerRecord.id == worker_id)
+
+
+def _lose(session: Session, which: ColumnElement[bool]) -> int:
+    """Active workers matching ``which`` become ``lost``; how many did."""
+    changed = session.execute(
         update(WorkerRecord)
-        .where(WorkerRecord.id == worker_id, WorkerRecord.state.in_(ACTIVE_STATES))
+        .where(which, WorkerRecord.state.in_(ACTIVE_STATES))
         .values(state=WorkerState.LOST, current_run_id=None)
     )
+    return rows_changed(changed)
 
 
 def worker_info(record: WorkerRecord, cutoff: datetime) -> WorkerInfo:

@@ -129,7 +129,7 @@ def estimate(task: TaskSpec, space: SearchSpace) -> Estimate:
     input_size, n_outputs, length = task_shape(task)
     if task.kind == "forecasting" and space.lookback is not None:
         length = int(_largest(space.lookback))  # a searched lookback at its longest
-    n_parameters = model_parameters(
+    member = model_parameters(
         task.kind,
         input_size,
         n_outputs,
@@ -138,7 +138,7 @@ def estimate(task: TaskSpec, space: SearchSpace) -> Estimate:
         params["embedding_dim"],
         params["cell"],
         params["bidirectional"],
-    ) * params["ensemble_size"]
-    per_member = training_bytes(n_parameters // params["ensemble_size"], params, length)
-    megabytes = per_member * params["ensemble_size"] / MB
-    return Estimate(params=params, n_parameters=n_parameters, megabytes=megabytes)
+    )
+    members = params["ensemble_size"]
+    megabytes = training_bytes(member, params, length) * members / MB
+    return Estimate(params=params, n_parameters=member * members, megabytes=megabytes)
