@@ -17,6 +17,7 @@ from hpo_service.store.best import (
     NeedsChoice,
     best_trial_ids,
     pareto_mask,
+    ranked_trial_ids,
     serving_trial_id,
 )
 from hpo_service.store.db import get_engine, get_storage
@@ -117,3 +118,38 @@ def test_ties_are_broken_by_validation_loss_everywhere(migrated: Settings) -> No
         assert [r.number for r in ot.by_ids(conn, [chosen or -1])] == [3]
     with TestClient(create_app(migrated)) as api:
         assert [t["number"] for t in api.get("/api/studies/ties/best").json()["trials"]] == [3]
+
+
+def test_the_ranking_starts_with_the_best_and_breaks_ties_alike(migrated: Settings) -> None:
+    """The N best (the members of task.ensemble_trials): by value, then validation loss, then
+    trial id; a tie at the N-th place is settled by the loss, and the first is the best."""
+    spec = tiny_spec(
+        "rank", task={"dataset": "digits", "kind": "sequence_classification", "metric": "accuracy"}
+    )
+    create_study(migrated, parse_spec(spec))
+    study = optuna.load_study(study_name="rank", storage=get_storage(migrated))
+    engine = get_engine(migrated)
+    rows = ((0.8, 0.1), (0.9, 0.30), (0.9, 0.05), (0.95, 0.2), (0.9, None), (0.7, 0.01))
+    for value, loss in rows:
+        study.add_trial(optuna.trial.create_trial(value=value))
+        added = study.trials[-1]
+        if loss is not None:
+            best = {"best": {"accuracy": value, "loss": loss}}
+            trial_data.save(engine, "rank", added._trial_id, added.number, TrialData(metrics=best))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    with engine.connect() as conn:
+        sid = ot.study_id(conn, "rank")
+        assert sid is not None
+
+        def numbers(n: int) -> list[int]:
+            ids = ranked_trial_ids(conn, sid, "maximize", n)
+            by_id = {r.trial_id: r.number for r in ot.by_ids(conn, ids)}
+            return [by_id[i] for i in ids]
+
+        assert numbers(2) == [3, 2]  # of the three at 0.9, trial 2 has the lowest loss
+        assert numbers(4) == [3, 2, 1, 4]  # a missing loss ranks after every stored one
+        assert numbers(10) == [3, 2, 1, 4, 0, 5]  # COMPLETE trials only
+        best = best_trial_ids(conn, sid, ["maximize"])
+        assert numbers(1) == [r.number for r in ot.by_ids(conn, best)]
+        lowest = ranked_trial_ids(conn, sid, "minimize", 1)
+        assert [r.number for r in ot.by_ids(conn, lowest)] == [5]

@@ -69,3 +69,28 @@ def test_a_study_that_loses_is_shown_in_red(page: Page, server: Server) -> None:
     assert shown.inner_text().startswith("does not beat the best baseline (")
     color = shown.evaluate("(el) => getComputedStyle(el).color")
     assert color == "rgb(198, 40, 40)"
+
+
+def test_the_ensemble_that_serves_is_named_under_the_best_trial(
+    page: Page,  # noqa: F811
+    server: Server,  # noqa: F811
+) -> None:
+    """task.ensemble_trials 2: the study page names the members (links to their trials) and
+    the ensemble's figure; the verdict sentence carries it too."""
+    spec = tiny_spec("ens-web", n_trials=3)
+    spec["task"]["ensemble_trials"] = 2
+    assert server.api("POST", "/api/studies", json=spec).status_code == 201
+    started = server.api(
+        "POST", "/api/studies/ens-web/workers", json={"processes": 1, "device": "cpu"}
+    )
+    assert started.status_code < 300, started.text
+    server.wait_for("ens-web", lambda: server.study("ens-web")["state"] == "completed", 300)
+    ensemble = server.study("ens-web")["best"]["ensemble"]
+    go(page, server, "/studies/ens-web")
+    line = page.locator("#ensemble-line")
+    members = ", ".join(f"#{n}" for n in ensemble["members"])
+    assert line.inner_text().startswith(f"Ensemble of trials {members} serves predictions: rmse ")
+    assert f"({ensemble['test_n']} examples)" in line.inner_text()
+    links = line.locator("a").evaluate_all("(els) => els.map((a) => a.getAttribute('href'))")
+    assert [h.rsplit("/", 1)[-1] for h in links] == [str(n) for n in ensemble["members"]]
+    assert "the ensemble of trials" in page.locator("#baseline-verdict").inner_text()

@@ -72,3 +72,28 @@ def test_bad_spec_is_refused_with_field_names(migrated: Settings, tmp_path: Path
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "search_space.learning_rate" in result.stderr
     assert "search_space.optimizer[1]" in result.stderr
+
+
+def test_run_show_and_predict_use_the_ensemble(migrated: Settings, tmp_path: Path) -> None:
+    """task.ensemble_trials 2: ``hpo run``'s summary and ``hpo study show`` name the ensemble,
+    and ``hpo predict`` answers with it unless ``--trial`` names one."""
+    task = {**tiny_spec()["task"], "ensemble_trials": 2}
+    spec = tiny_spec("cli-ens", n_trials=3, task=task)
+    ran = hpo(migrated, tmp_path, "run", str(write_spec(tmp_path, spec)))
+    assert ran.returncode == 0, ran.stderr
+    assert "ensemble of trials" in ran.stdout and "it serves predictions" in ran.stdout
+    shown = json.loads(hpo(migrated, tmp_path, "study", "show", "cli-ens", "--json").stdout)
+    members = shown["best"]["ensemble"]["members"]
+    assert len(members) == 2 and members[0] == shown["best"]["number"]
+    series = tmp_path / "series.txt"
+    series.write_text("".join(f"{v % 11}\n" for v in range(30)))
+    answer = json.loads(
+        hpo(migrated, tmp_path, "predict", "cli-ens", "-i", str(series), "--json").stdout
+    )
+    assert answer["ensemble"] == members and answer["trial"] is None
+    assert answer["artifact_dir"].endswith("ensemble-" + "-".join(map(str, members)))
+    one = hpo(migrated, tmp_path, "predict", "cli-ens", "-i", str(series), "--trial", "0", "--json")
+    assert json.loads(one.stdout)["trial"] == 0
+    table = hpo(migrated, tmp_path, "predict", "cli-ens", "-i", str(series))
+    words = " ".join(table.stdout.split())  # the title wraps in a narrow table
+    assert f"ensemble of trials {members[0]}, {members[1]}" in words

@@ -162,6 +162,22 @@ def test_multi_objective_rules() -> None:
     assert any(m.startswith("pruner:") for m in messages(base(task=task)))
 
 
+def test_an_ensemble_needs_one_objective_shared_inputs_and_no_refit() -> None:
+    task = {"dataset": "sunspots", "kind": "forecasting", "metric": "rmse", "ensemble_trials": 3}
+    assert parse_spec(base(task=task)).task.ensemble_trials == 3
+    assert parse_spec(base(task={**task, "ensemble_trials": 1, "refit": True})).task.refit
+    assert parse_spec(base(task=task, search_space={"lookback": 24}))  # fixed: shared inputs
+    searched = messages(base(task=task, search_space={"lookback": [12, 24]}))
+    assert any("task.ensemble_trials" in m and "search_space.lookback" in m for m in searched)
+    refit = messages(base(task={**task, "refit": True}))
+    assert any(m.startswith("task.refit: an ensemble study") for m in refit)
+    multi = {**task, "metric": ["rmse", "n_params"]}
+    assert any("multi-objective" in m for m in messages(base(task=multi, pruner="none")))
+    for bad in (0, 11):
+        found = messages(base(task={**task, "ensemble_trials": bad}))
+        assert any(m.startswith("task.ensemble_trials") for m in found)
+
+
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="malformed YAML"):
         parse_spec_text("name: [unclosed")

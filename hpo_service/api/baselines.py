@@ -28,11 +28,12 @@ def baseline_fields(
     best_value: float | None,
     best_test: dict[str, Any] | None,
     refit_test: dict[str, Any] | None = None,
+    ensemble: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``baselines``, ``baselines_note`` and ``best_vs_baseline`` for ``info``'s best trial
     (``best_value`` its objective value, ``best_test`` its search run's test metrics,
-    ``refit_test`` its refit's, reported beside the verdict: see
-    :mod:`hpo_service.store.baselines`)."""
+    ``refit_test`` its refit's and ``ensemble`` the study's ensemble, both reported beside the
+    verdict: see :mod:`hpo_service.store.baselines`)."""
     stored = get_baselines(engine, info.name)
     if stored is None:
         return BaselineFields(baselines_note=PENDING).model_dump()
@@ -51,8 +52,25 @@ def baseline_fields(
     ]
     found = None
     if not info.spec.is_multi_objective:
-        found = verdict(stored.results, metric, direction, best_value, best_test, refit_test)
+        found = verdict(
+            stored.results, metric, direction, best_value, best_test, refit_test, ensemble
+        )
     return BaselineFields(
         baselines=rows,
         best_vs_baseline=VerdictOut(**found.model_dump()) if found else None,
     ).model_dump()
+
+
+def summary_fields(engine: Engine, info: StudyInfo, best: dict[str, Any] | None) -> dict[str, Any]:
+    """:func:`baseline_fields` for the best trial as ``store.studies.best_trial`` summarizes it
+    (the study view, ``hpo study show``, ``hpo run``'s summary and the quality bench)."""
+    best = best or {}
+    return baseline_fields(
+        engine,
+        info,
+        best.get("value"),
+        best.get("test_metrics"),
+        best.get("refit_test_metrics"),
+        best.get("ensemble"),
+    )
+

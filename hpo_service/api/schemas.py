@@ -14,6 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 # --- studies ---------------------------------------------------------------------------------
 
 
+class EnsembleOut(BaseModel):
+    """The average of the study's N best trials' models (task.ensemble_trials > 1)."""
+
+    members: list[int] = Field(description="Trial numbers, best first.")
+    validation: dict[str, float | None] = Field(description="Every metric on validation.")
+    test: dict[str, float | None] | None = Field(
+        description="Every metric on the test split; None without one."
+    )
+    test_n: int = Field(description="How many examples the test figures rest on.")
+    computed_at: datetime | None = None
+
+
 class BestOutline(BaseModel):
     number: int
     value: float | None
@@ -28,6 +40,11 @@ class BestOutline(BaseModel):
         default=None,
         description="The refit on train+validation (the model serving predictions) on the same "
         "test split; absent without a refit.",
+    )
+    ensemble: EnsembleOut | None = Field(
+        default=None,
+        description="The ensemble of the N best trials, which serves predictions; absent "
+        "unless task.ensemble_trials > 1 and two trials completed.",
     )
 
 
@@ -56,6 +73,11 @@ class VerdictOut(BaseModel):
         description="The best trial's refit on train+validation (the model serving predictions) "
         "on the same test split; shown beside the comparison, which uses the search run's "
         "figure because the baselines are fit on the training split alone.",
+    )
+    ensemble_value: float | None = Field(
+        default=None,
+        description="The study's ensemble of its best trials (the model serving predictions, "
+        "task.ensemble_trials) on the compared split; shown beside the comparison.",
     )
 
 
@@ -209,6 +231,11 @@ class BestOut(BaselineFields):
     trials: list[TrialDetail] = Field(
         description="The best trial (single objective) or the Pareto front (multi-objective)."
     )
+    ensemble: EnsembleOut | None = Field(
+        default=None,
+        description="The ensemble of the N best trials (task.ensemble_trials > 1), which "
+        "serves predictions when no trial is named.",
+    )
 
 
 class PredictIn(BaseModel):
@@ -235,13 +262,22 @@ class PredictIn(BaseModel):
         "horizon each forecast is fed back as history (recursive).",
     )
     trial: int | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="Trial number; default: the best trial."
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Trial number; default: the study's ensemble when it has one "
+        "(task.ensemble_trials), else the best trial.",
     )
 
 
 class PredictOut(BaseModel):
     study: str
-    trial: int
+    trial: int | None = Field(
+        description="The trial whose model answered; None when the study's ensemble did."
+    )
+    ensemble: list[int] | None = Field(
+        default=None, description="The ensemble's member trials, when it answered."
+    )
     kind: str
     predictions: list[Any]
     times: list[str] | None = Field(

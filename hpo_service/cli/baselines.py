@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from hpo_service.api.baselines import baseline_fields
+from hpo_service.api.baselines import summary_fields
 from hpo_service.cli.common import fmt_value
 from hpo_service.config import Settings
 from hpo_service.store import db
@@ -20,14 +20,7 @@ from hpo_service.store.studies import StudyInfo
 
 def fields_for(cfg: Settings, info: StudyInfo, summary: dict[str, Any]) -> dict[str, Any]:
     """``baselines``, ``baselines_note`` and ``best_vs_baseline`` for the summary's best trial."""
-    best = summary.get("best") or {}
-    return baseline_fields(
-        db.get_engine(cfg),
-        info,
-        best.get("value"),
-        best.get("test_metrics"),
-        best.get("refit_test_metrics"),
-    )
+    return summary_fields(db.get_engine(cfg), info, summary.get("best"))
 
 
 def _figure(value: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from hpo_service.cli.common import CliError, fail
 from hpo_service.cli.common import settings as load_settings
 from hpo_service.jsonsafe import finite_json
 from hpo_service.store.studies import StudyError
+
+if TYPE_CHECKING:
+    from hpo_service.store.serving import Served
 
 
 def _numbers(line: str) -> list[float] | None:
@@ -57,37 +60,30 @@ def study_inputs(study: str, path: Path, kind: str) -> tuple[list[Any], list[str
     return read_inputs(path, kind), []
 
 
-def best_artifact_dir(study_name: str, trial: int | None = None) -> tuple[int, Path]:
-    """The serving trial's number and its ``artifact_dir``: the named trial, or the best one by
-    the one rule of :mod:`hpo_service.store.best` (a multi-objective study needs ``--trial``)."""
-    from hpo_service.store import optuna_tables as ot
-    from hpo_service.store import trial_data
-    from hpo_service.store.best import NeedsChoice, serving_trial_id
+def served_folder(study_name: str, trial: int | None = None) -> tuple[Served, Path]:
+    """The model that answers (:mod:`hpo_service.store.serving`: the named trial, else the
+    study's ensemble, else the best trial; a multi-objective study needs ``--trial``) and its
+    folder."""
+    from hpo_service.store.best import NeedsChoice
     from hpo_service.store.db import get_engine
+    from hpo_service.store.serving import NoServedModel, served_model
     from hpo_service.store.studies import get_study
 
-    engine = get_engine(load_settings())
+    cfg = load_settings()
+    engine = get_engine(cfg)
     info = get_study(engine, study_name)  # unknown study: a StudyError, one line and exit 2
     with engine.connect() as conn:
-        sid = ot.study_id(conn, study_name)
-        row = None if sid is None or trial is None else ot.by_number(conn, sid, trial)
         try:
-            trial_id = (
-                row.trial_id if row else serving_trial_id(conn, sid or -1, info.spec.directions)
-            )
+            served = served_model(conn, cfg, info, trial)
         except NeedsChoice:
             raise CliError(
                 f"{study_name!r} has several objectives: name a trial with --trial"
             ) from None
-        if trial is not None and row is None:
-            raise CliError(f"study {study_name!r} has no trial {trial}")
-        if trial_id is None:
-            raise CliError(f"study {study_name!r} has no completed trial yet")
-        number = row.number if row else ot.by_ids(conn, [trial_id])[0].number
-        directory = trial_data.artifact_dir(conn, trial_id)
-    if not directory:
-        raise CliError(f"trial {number} of {study_name!r} has no saved artifacts")
-    return number, Path(directory)
+        except NoServedModel as error:
+            raise CliError(str(error)) from None
+    if not served.folder:
+        raise CliError(f"{served.what} of {study_name!r} has no saved artifacts")
+    return served, Path(served.folder)
 
 
 def predict_command(
@@ -100,7 +96,10 @@ def predict_command(
     ],
     trial: Annotated[
         int | None,
-        typer.Option(help="Trial number (default: the best; needed if several objectives)."),
+        typer.Option(
+            help="Trial number (default: the study's ensemble, else the best trial; needed if "
+            "several objectives)."
+        ),
     ] = None,
     steps: Annotated[
         int | None,
@@ -112,14 +111,14 @@ def predict_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Predict new rows with the best trial of a study (texts, sequences, or a series).
+    """Predict new rows with a study's ensemble or best trial (texts, sequences, or a series).
 
     A .csv input whose header names the study's columns is read like the study's dataset (a
     forecast then carries the time stamps that follow the series)."""
     from hpo_service.train import load_predictor
 
     try:
-        number, directory = best_artifact_dir(study, trial)
+        served, directory = served_folder(study, trial)
         predictor = load_predictor(directory)
         if steps is not None and predictor.kind != "forecasting":
             raise CliError("--steps applies to forecasting studies only")
@@ -129,7 +128,8 @@ def predict_command(
         raise fail(str(error)) from None
     payload = {
         "study": study,
-        "trial": number,
+        "trial": served.trial,
+        "ensemble": served.ensemble,
         "artifact_dir": str(directory),
         "kind": predictor.kind,
         "predictions": predictions,
@@ -144,7 +144,7 @@ def predict_command(
         return
     Console().print(
         _predictions_table(
-            f"{study}: trial {number}",
+            f"{study}: {served.what}",
             predictor.kind,
             inputs,
             predictions,

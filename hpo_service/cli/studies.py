@@ -133,7 +133,26 @@ def held_out_lines(metric: str, best: dict[str, Any]) -> list[str]:
             lines.append(f"{label} {metric} {fmt_value(figure)}{examples}")
     if len(lines) == 2:
         lines[1] += ", retrained on train+validation; its model serves predictions"
-    return lines
+    return lines + ensemble_lines(metric, best.get("ensemble"))
+
+
+def ensemble_lines(metric: str, ensemble: dict[str, Any] | None) -> list[str]:
+    """The study's ensemble of its best trials (``task.ensemble_trials``): its members and its
+    figures, test with the examples it rests on; it is what serves predictions."""
+    if not ensemble:
+        return []
+    members = ", ".join(str(number) for number in ensemble["members"])
+    figures = []
+    for split, values in (
+        ("validation", ensemble.get("validation")),
+        ("test", ensemble.get("test")),
+    ):
+        figure = (values or {}).get(metric)
+        if isinstance(figure, int | float):
+            count = f" ({ensemble.get('test_n')} examples)" if split == "test" else ""
+            figures.append(f"{split} {metric} {fmt_value(figure)}{count}")
+    shown = "; ".join(figures) or "no figures"
+    return [f"ensemble of trials {members}: {shown}; it serves predictions"]
 
 
 def _action(action: str) -> None:

@@ -21,13 +21,15 @@ import optuna
 import torch
 
 from hpo_service.config import Settings
-from hpo_service.data import load_dataset
+from hpo_service.data import PreparedData, load_dataset
 from hpo_service.data.folds import cv_folds
 from hpo_service.data.merge import wants_refit
 from hpo_service.data.sources import DataRoots
 from hpo_service.scheduling.baselines import ensure_baselines
+from hpo_service.scheduling.completed import CompletedRun
+from hpo_service.scheduling.ensembles import update_ensemble
 from hpo_service.scheduling.outcomes import TrialFailed, TrialInterrupted, retry
-from hpo_service.scheduling.refits import PendingRefit, refit_if_best
+from hpo_service.scheduling.refits import refit_if_best
 from hpo_service.spec import StudySpec, split_params
 from hpo_service.spec.sampling import suggest_params
 from hpo_service.store import trial_data
@@ -148,7 +150,7 @@ def run_trial(
     trial: optuna.Trial,
     options: TrainerOptions,
     should_stop: Callable[[], bool] | None = None,
-    refits: dict[int, PendingRefit] | None = None,
+    refits: dict[int, CompletedRun] | None = None,
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
     ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`. A refit the
@@ -175,9 +177,10 @@ def run_trial(
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         save_artifacts(result, data, config, artifact_dir)
-        if refits is not None and wants_refit(spec.task.refit, data):
-            # Run after the trial is told COMPLETE, and only if it is then the best (.refits).
-            refits[trial._trial_id] = PendingRefit(
+        if refits is not None and _after_completion(spec, data):
+            # Run after the trial is told COMPLETE: the ensemble (.ensembles), or the refit
+            # if the trial is then the best (.refits).
+            refits[trial._trial_id] = CompletedRun(
                 spec, data, config, result, artifact_dir, trial._trial_id, trial.number
             )
     k = spec.task.cv_folds or 0
@@ -192,6 +195,13 @@ def run_trial(
     if result.stop_reason == "interrupted":
         raise TrialInterrupted(f"interrupted after epoch {len(result.epochs)}")
     return objective_values(result, spec) if cv is None else _cv_values(cv, spec)
+
+
+def _after_completion(spec: StudySpec, data: PreparedData) -> bool:
+    """Whether a trial needs a step after COMPLETE. An ensemble study serves its ensemble, so
+    it refits nothing: members refit on validation would make the ensemble's validation
+    figure a measure of data it was trained on."""
+    return spec.task.ensemble_trials > 1 or wants_refit(spec.task.refit, data)
 
 
 def _cv_values(cv: CrossValidation, spec: StudySpec) -> list[float]:
@@ -221,7 +231,7 @@ class Trainer:
 
     def __init__(self, settings: Settings, options: TrainerOptions) -> None:
         self.settings, self.options = settings, options
-        self._refits: dict[int, PendingRefit] = {}  # at most the trial in hand
+        self._refits: dict[int, CompletedRun] = {}  # at most the trial in hand
 
     def __call__(
         self, spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]
@@ -234,6 +244,9 @@ class Trainer:
     ) -> TrainResult | None:
         pending = self._refits.pop(trial._trial_id, None)
         if pending is None:
+            return None
+        if pending.spec.task.ensemble_trials > 1:
+            update_ensemble(self.settings, pending)
             return None
         return refit_if_best(self.settings, pending, study._study_id, should_stop)
 

@@ -23,35 +23,19 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from hpo_service.config import Settings
-from hpo_service.data import PreparedData
+from hpo_service.scheduling.completed import CompletedRun
 from hpo_service.scheduling.outcomes import retry
-from hpo_service.spec import StudySpec
 from hpo_service.store import trial_data
 from hpo_service.store.best import best_trial_ids
 from hpo_service.store.db import get_engine
 from hpo_service.train import save_artifacts
 from hpo_service.train.artifacts import WEIGHTS
-from hpo_service.train.config import TrainConfig, TrainResult
+from hpo_service.train.config import TrainResult
 from hpo_service.train.refit import refit, refit_config
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PendingRefit:
-    """What the refit of one trained trial needs, kept until the trial is told COMPLETE."""
-
-    spec: StudySpec
-    data: PreparedData
-    config: TrainConfig
-    result: TrainResult
-    directory: Path
-    trial_id: int
-    number: int
 
 
 def is_best(settings: Settings, study_id: int, trial_id: int, directions: list[str]) -> bool:
@@ -67,7 +51,7 @@ def is_best(settings: Settings, study_id: int, trial_id: int, directions: list[s
 
 def refit_if_best(
     settings: Settings,
-    pending: PendingRefit,
+    pending: CompletedRun,
     study_id: int,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult | None:
@@ -85,7 +69,7 @@ def refit_if_best(
     return refitted
 
 
-def replace_artifacts(refitted: TrainResult, pending: PendingRefit) -> None:
+def replace_artifacts(refitted: TrainResult, pending: CompletedRun) -> None:
     """Write the refit's model beside the search run's, then move each file over its
     counterpart (``os.replace``: a reader sees one file or the other, never half of one); the
     weights go last, so a predictor cached by their time stamp reloads with the new config."""
@@ -99,7 +83,7 @@ def replace_artifacts(refitted: TrainResult, pending: PendingRefit) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _store(settings: Settings, pending: PendingRefit, refitted: TrainResult) -> None:
+def _store(settings: Settings, pending: CompletedRun, refitted: TrainResult) -> None:
     """The refit's figures beside the search run's (the trial's ``refit`` field)."""
     engine = get_engine(settings)
     with engine.connect() as conn:

@@ -125,7 +125,14 @@ class TaskSpec(StrictModel):
         default="auto",
         description="Train the configuration of a trial that is the study's best when it "
         "completes again on train+validation for its best epoch count; that model serves "
-        "predictions. auto: when train+validation hold at most 5,000 examples.",
+        "predictions. auto: when train+validation hold at most 5,000 examples (never with "
+        "ensemble_trials > 1: the ensemble serves).",
+    )
+    ensemble_trials: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=1,
+        description="Serve the average of the N best COMPLETE trials' models (class "
+        "probabilities or forecasts), rebuilt as trials complete; its validation and test "
+        "figures are reported beside the best trial's. 1: the best trial alone.",
     )
 
     @property
@@ -256,6 +263,7 @@ class StudySpec(StrictModel):
         for name in DATA_PARAMETERS:
             if getattr(self.search_space, name) is not None and self.task.kind != "forecasting":
                 raise ValueError(f"search_space: {name} is searched for forecasting only")
+        _check_ensemble(self)
         if self.sampler.type == "grid":
             for name, value in self.search_space:
                 if isinstance(value, FloatRange | IntRange) and value.when is not None:
@@ -277,6 +285,29 @@ class StudySpec(StrictModel):
     @property
     def is_multi_objective(self) -> bool:
         return len(self.task.metrics) > 1
+
+
+def _check_ensemble(spec: StudySpec) -> None:
+    """The members of ``task.ensemble_trials`` are averaged on the same inputs, so they share
+    the study's preprocessing (no searched data entry), and "the N best" needs one objective."""
+    if spec.task.ensemble_trials == 1:
+        return
+    if spec.is_multi_objective:
+        raise ValueError(
+            "task.ensemble_trials: a multi-objective study has no N best trials (use 1)"
+        )
+    if spec.task.refit is True:
+        raise ValueError(
+            "task.refit: an ensemble study serves its ensemble, not a refit; use refit auto "
+            "or false with ensemble_trials > 1"
+        )
+    fixed = spec.search_space.fixed_values()
+    for name in DATA_PARAMETERS:
+        if getattr(spec.search_space, name) is not None and name not in fixed:
+            raise ValueError(
+                f"task.ensemble_trials: members must share their inputs; search_space.{name} "
+                "is searched (fix it, or use 1)"
+            )
 
 
 def split_params(task: TaskSpec, params: dict[str, Any]) -> tuple[TaskSpec, dict[str, Any]]:

@@ -54,6 +54,8 @@ class Verdict(BaseModel):
     text: str
     #: The refit's (served model's) figure on the same test split; None without a refit.
     refit_value: float | None = None
+    #: The study's ensemble's figure on the compared split (it serves); None without one.
+    ensemble_value: float | None = None
 
 
 def _study_id(engine: Engine, name: str) -> int | None:
@@ -137,10 +139,12 @@ def verdict(
     trial_val: float | None,
     trial_test: dict[str, Any] | None,
     refit_test: dict[str, Any] | None = None,
+    ensemble: dict[str, Any] | None = None,
 ) -> Verdict | None:
     """Best trial vs best baseline (see the module docstring); None when there is nothing to
     compare (no trial value, or no baseline reports the metric). ``refit_test``: the best
-    trial's refit's test metrics, reported beside the comparison, never compared."""
+    trial's refit's test metrics, ``ensemble``: the study's ensemble (``StoredEnsemble``'s
+    summary); each reported beside the comparison on its split, never compared."""
     try:
         base = best_baseline(results, metric, direction)
     except ValueError:
@@ -164,6 +168,11 @@ def verdict(
     refit = _figure(refit_test, metric) if split == "test" else None
     if refit is not None:
         text += f"; its refit on train+validation (serving predictions): {refit:.4g} on test"
+    averaged = _figure((ensemble or {}).get(split), metric)
+    if averaged is not None and ensemble is not None:
+        members = ", ".join(str(number) for number in ensemble.get("members", []))
+        text += f"; the ensemble of trials {members} (serving predictions): {averaged:.4g}"
+        text += f" on {split}"
     return Verdict(
         baseline=label,
         split=split,
@@ -173,4 +182,5 @@ def verdict(
         beats=beats,
         text=text,
         refit_value=refit,
+        ensemble_value=averaged,
     )

@@ -73,6 +73,23 @@ def best_trial_ids(conn: sa.Connection, study_id: int, directions: list[str]) ->
     return [min(tied, key=lambda trial_id: (losses.get(trial_id, math.inf), trial_id))]
 
 
+def ranked_trial_ids(conn: sa.Connection, study_id: int, direction: str, n: int) -> list[int]:
+    """The ``n`` best COMPLETE trials of a single-objective study, best first, by the same rule
+    as :func:`best_trial_ids` (value, then validation loss, then trial id): its first id is the
+    best trial. The members of ``task.ensemble_trials``."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    values = sorted(
+        (sign * value, trial_id)
+        for trial_id, objective, value in ot.complete_finite_values(conn, study_id)
+        if objective == 0
+    )
+    if len(values) > n:  # the n-th value's ties may still move ahead on their loss
+        values = [(v, t) for v, t in values if v <= values[n - 1][0]]
+    tie_losses = _best_epoch_losses(conn, [t for _, t in values])
+    ranked = sorted(values, key=lambda vt: (vt[0], tie_losses.get(vt[1], math.inf), vt[1]))
+    return [trial_id for _, trial_id in ranked[:n]]
+
+
 def _best_epoch_losses(conn: sa.Connection, trial_ids: list[int]) -> dict[int, float]:
     """The best epoch's validation loss per trial, from the ``metrics`` column of
     ``hpo_trial_data`` (written by ``store.trial_data``; read here directly because

@@ -246,3 +246,24 @@ class BaselineRecord(Base):
     results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EnsembleRecord(Base):
+    """A study's ensemble of its N best trials (``task.ensemble_trials``), rebuilt by the worker
+    whose trial completes and changes the N best. One row per study; ``complete_seen`` (the
+    COMPLETE trials the builder ranked) only grows, so a builder that ranked fewer trials than
+    the stored one never overwrites it (:mod:`hpo_service.store.ensembles`)."""
+
+    __tablename__ = "hpo_ensembles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("hpo_studies.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    members: Mapped[list[int]] = mapped_column(JSON, nullable=False)  # trial numbers, best first
+    validation: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    test: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    test_n: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    complete_seen: Mapped[int] = mapped_column(Integer, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+

@@ -28,6 +28,7 @@ from hpo_service.store import optuna_tables
 from hpo_service.store.best import best_trial_ids
 from hpo_service.store.clock import utcnow
 from hpo_service.store.db import get_engine, get_storage, rows_changed, session_scope
+from hpo_service.store.ensembles import read_ensemble
 from hpo_service.store.models import StudyRecord, StudyState, TrialDataRecord
 
 #: Ended states a budget extension reopens (stop is final).
@@ -284,6 +285,7 @@ def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
             return None
         row = TrialDataRecord
         found = conn.execute(select(row.metrics, row.extra).where(row.trial_id == ids[0])).first()
+        ensemble = read_ensemble(conn, info.id)
     metrics, extra = (found.metrics or {}, found.extra or {}) if found else ({}, {})
     refit = extra.get("refit")
     refit = refit if isinstance(refit, dict) else {}
@@ -294,7 +296,9 @@ def best_trial(settings: Settings, info: StudyInfo) -> dict[str, Any] | None:
             # How many examples the test figure rests on (None: stored before counts were).
             "test_n": test_n if isinstance(test_n, int) else None,
             # The refit on train+validation, when the trial has one (its model serves).
-            "refit_test_metrics": refit.get("test_metrics") or None}  # fmt: skip
+            "refit_test_metrics": refit.get("test_metrics") or None,
+            # The ensemble of the N best trials (task.ensemble_trials; it serves then).
+            "ensemble": ensemble.summary() if ensemble else None}  # fmt: skip
 
 
 def requeued_failures(engine: Engine, name: str) -> int:

@@ -134,20 +134,30 @@ def train_epoch(run: _Training, epoch: int) -> tuple[float, str]:
     return total / max(count, 1), ""
 
 
-@torch.inference_mode()
 def evaluate(run: _Training, split: Split) -> dict[str, float]:
     """Metrics over a whole split, forecasts in original units; ``loss`` as in training."""
-    model = run.evaluated
+    return split_metrics(run.evaluated, run.data, split, run.device, run.autocast)
+
+
+@torch.inference_mode()
+def split_metrics(
+    model: nn.Module,
+    data: PreparedData,
+    split: Split,
+    device: torch.device | None = None,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> dict[str, float]:
+    """Any model's metrics over one of ``data``'s splits (a trial's during training, a study
+    ensemble's after it): forecasts in original units, ``loss`` the task's loss."""
     model.eval()
     outs, ys = [], []
     for index in batch_indices(split, EVAL_BATCH, None):
-        x, lengths, y = take(split, index, run.device)
-        with run.autocast():
+        x, lengths, y = take(split, index, device or torch.device("cpu"))
+        with autocast():
             outs.append(model(x, lengths).float())
         ys.append(y)
     out, y = torch.cat(outs), torch.cat(ys)
-    loss = run.loss(out, y).item()
-    data = run.data
+    loss = task_loss(data.kind, data.n_classes, out, y).item()
     if data.kind == "forecasting":
         metrics = forecast_metrics(*original_units(data, split, out.cpu(), y.cpu()))
     else:

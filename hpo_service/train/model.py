@@ -17,6 +17,7 @@ times the training time and parameters, which the spec's size estimate counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -113,11 +114,11 @@ class EnsembleModel(nn.Module):
     mode returns one combined output of a single model's shape: the members' mean forecast, or
     the logits of their mean class probabilities (so a loss or an argmax reads it unchanged)."""
 
-    def __init__(self, members: list[RecurrentModel]):
+    def __init__(self, members: Sequence[RecurrentModel | EnsembleModel]):
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.kind = members[0].kind
-        self.pooling = members[0].pooling
+        self.kind: str = members[0].kind
+        self.pooling: str = members[0].pooling
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         outputs = torch.stack([member(x, lengths) for member in self.members])
@@ -136,7 +137,11 @@ def combine(kind: str, outputs: torch.Tensor) -> torch.Tensor:
 
 def build_model(state: dict[str, Any], params: dict[str, Any]) -> RecurrentModel | EnsembleModel:
     """From a PreparedData.state() and the config's hyperparameters (an ensemble when
-    ``ensemble_size`` > 1; artifacts saved before it existed have no such key)."""
+    ``ensemble_size`` > 1; artifacts saved before it existed have no such key). A study's
+    ensemble of trials (``hpo_service.train.ensemble``) lists each member's hyperparameters
+    under ``members``."""
+    if "members" in params:
+        return EnsembleModel([build_model(state, member) for member in params["members"]])
     size = int(params.get("ensemble_size", 1))
     if size > 1:
         return EnsembleModel([_member(state, params) for _ in range(size)])

@@ -18,10 +18,12 @@ from hpo_service.api import trial_queries as q
 from hpo_service.api.baselines import baseline_fields
 from hpo_service.api.deps import EngineDep, SettingsDep, StudyName
 from hpo_service.api.errors import ApiError
-from hpo_service.api.schemas import BestOut, PredictIn, PredictOut
+from hpo_service.api.schemas import BestOut, EnsembleOut, PredictIn, PredictOut
 from hpo_service.api.views import WEIGHTS_FILE, trial_detail
-from hpo_service.store import trial_data
-from hpo_service.store.best import NeedsChoice, best_trial_ids, serving_trial_id
+from hpo_service.config import Settings
+from hpo_service.store.best import NeedsChoice, best_trial_ids
+from hpo_service.store.ensembles import read_ensemble
+from hpo_service.store.serving import NoServedModel, Served, served_model
 from hpo_service.store.studies import StudyInfo, get_study
 
 if TYPE_CHECKING:
@@ -43,14 +45,17 @@ def best(name: StudyName, engine: EngineDep) -> BestOut:
     info = get_study(engine, name)
     with engine.connect() as conn:
         trials = [trial_detail(conn, row) for row in best_rows(conn, info)]
+        ensemble = read_ensemble(conn, info.id)
     top = trials[0]
     refit_test = (top.refit or {}).get("test_metrics")
-    fields = baseline_fields(engine, info, top.value, top.metrics.get("test"), refit_test)
+    summary = ensemble.summary() if ensemble else None
+    fields = baseline_fields(engine, info, top.value, top.metrics.get("test"), refit_test, summary)
     return BestOut(
         study=name,
         metrics=info.spec.task.metrics,
         directions=info.spec.directions,
         trials=trials,
+        ensemble=EnsembleOut(**summary) if summary else None,
         **fields,
     )
 
@@ -62,41 +67,36 @@ def _cached_predictor(folder: str, _mtime: float) -> Predictor:
     return load_predictor(Path(folder))
 
 
-def predictor_for(artifact_dir: Any, number: int) -> Predictor:
-    """The trial's predictor; any artifact it cannot be built from is a 409 naming the file
-    (never its path), not a 500: the trial's state is at fault, not the request."""
+def predictor_for(artifact_dir: Any, what: str) -> Predictor:
+    """The predictor of ``what`` ("trial 3", "the ensemble of trials 3, 7"); any artifact it
+    cannot be built from is a 409 naming the file (never its path), not a 500: the study's
+    state is at fault, not the request."""
     from hpo_service.train.artifacts import ArtifactError  # torch, as above
 
     weights = Path(artifact_dir) / WEIGHTS_FILE if isinstance(artifact_dir, str) else None
     if weights is None or not weights.is_file():
-        raise ApiError(
-            409, f"trial {number} has no saved model (only finished trials keep one)", "trial"
-        )
+        raise ApiError(409, f"{what} has no saved model (only finished trials keep one)", "trial")
     try:
         return _cached_predictor(str(weights.parent), weights.stat().st_mtime)
     except (ArtifactError, OSError) as error:
         reason = str(error) if isinstance(error, ArtifactError) else "its files cannot be read"
+        raise ApiError(409, f"the model of {what} cannot be loaded: {reason}", "trial") from None
+
+
+def _served(conn: sa.Connection, settings: Settings, info: StudyInfo, trial: int | None) -> Served:
+    try:
+        return served_model(conn, settings, info, trial)
+    except NeedsChoice:
         raise ApiError(
-            409, f"the model of trial {number} cannot be loaded: {reason}", "trial"
+            422, "required for a multi-objective study (pick one from /best)", "trial"
         ) from None
+    except NoServedModel as error:
+        raise ApiError(404, str(error), error.field) from None
 
 
-def _pick(conn: sa.Connection, info: StudyInfo, trial: int | None) -> q.TrialRow:
-    if trial is None:
-        try:
-            serving_trial_id(conn, q.study_id(conn, info.name), info.spec.directions)
-        except NeedsChoice:
-            raise ApiError(
-                422, "required for a multi-objective study (pick one from /best)", "trial"
-            ) from None
-        return best_rows(conn, info)[0]
-    row = q.by_number(conn, q.study_id(conn, info.name), trial)
-    if row is None:
-        raise ApiError(404, f"study {info.name!r} has no trial {trial}", "trial")
-    return row
-
-
-@router.post("/predict", response_model=PredictOut, summary="Predict with the best trial's model")
+@router.post(
+    "/predict", response_model=PredictOut, summary="Predict with the ensemble or the best trial"
+)
 def predict(
     name: StudyName, body: PredictIn, engine: EngineDep, settings: SettingsDep
 ) -> PredictOut:
@@ -107,9 +107,8 @@ def predict(
     inputs, times = _inputs(body, info)
     _check_count(len(inputs), settings.max_predict_inputs, "csv")
     with engine.connect() as conn:
-        row = _pick(conn, info, body.trial)
-        artifact_dir = trial_data.artifact_dir(conn, row.trial_id)
-    predictor = predictor_for(artifact_dir, row.number)
+        served = _served(conn, settings, info, body.trial)
+    predictor = predictor_for(served.folder, served.what)
     if body.steps is not None and predictor.kind != "forecasting":
         raise ApiError(422, "applies to forecasting studies only", "steps")
     from hpo_service.data.predict_csv import future_times  # pandas/torch: on predict only
@@ -121,7 +120,8 @@ def predict(
         raise ApiError(422, f"cannot predict from these inputs: {error}", field) from None
     return PredictOut(
         study=name,
-        trial=row.number,
+        trial=served.trial,
+        ensemble=served.ensemble,
         kind=predictor.kind,
         predictions=q.finite(predictions),
         times=(future_times(times, len(predictions)) or None) if times else None,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.status import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from hpo_service.api.baselines import baseline_fields
+from hpo_service.api.baselines import summary_fields
 from hpo_service.api.deps import EngineDep, SettingsDep, StorageDep, StudyName, SupervisorDep
 from hpo_service.api.errors import ApiError
 from hpo_service.api.params import check_params
@@ -119,10 +119,7 @@ def show(name: StudyName, settings: SettingsDep, engine: EngineDep) -> StudyOut:
     """With the study's baselines and the best trial's verdict against them."""
     info = get_study(engine, name)
     out = study_out(settings, info).model_dump()
-    best = out["best"] or {}
-    fields = baseline_fields(
-        engine, info, best.get("value"), best.get("test_metrics"), best.get("refit_test_metrics")
-    )
+    fields = summary_fields(engine, info, out["best"])
     return StudyOut(**{**out, **fields})
 
 

@@ -173,7 +173,19 @@ export async function render(root, { name, query }, scope) {
         h("span", { class: "best-value", id: "best-value" }, summary.metrics.map((m, i) => `${m} = ${fmtNumber(values[i])}`).join(", "))),
       h("div", { class: "kv-list" }, Object.entries(b.params || {}).map(([k, v]) =>
         h("span", { class: "kv" }, h("span", { class: "k" }, k), " ", h("b", {}, fmtParam(v))))),
+      ensembleLine(b.ensemble, summary.metrics[0]),
       baselineVerdict(summary));
+  }
+
+  /** The ensemble of the study's best trials (task.ensemble_trials), which serves predictions. */
+  function ensembleLine(e, metric) {
+    if (!e) return null;
+    const split = e.test && e.test[metric] != null ? "test" : "validation";
+    const figure = (e[split] || {})[metric];
+    const rests = split === "test" ? ` (${e.test_n} examples)` : "";
+    return h("p", { id: "ensemble-line" }, "Ensemble of trials ",
+      e.members.flatMap((n, i) => [i ? ", " : "", h("a", { href: trialHref(name, n) }, `#${n}`)]),
+      ` serves predictions: ${metric} ${fmtNumber(figure)} on ${split}${rests}.`);
   }
 
   /** The API's verdict sentence against the best baseline (or why there is none yet). */
