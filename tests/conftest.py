@@ -203,3 +203,27 @@ def trained_trial(
     values = run_trial(settings, parsed, trial, TrainerOptions(num_threads=1))
     with get_engine(settings).connect() as conn:
         return trial, trial_data.load(conn, trial._trial_id), values
+
+
+def told_trials(settings: Settings, spec: Any, params: list[dict[str, Any]]) -> Iterator[Any]:
+    """Create ``spec``'s study and train and tell one trial per entry of ``params`` with the
+    worker's own teller and trainer (its after-COMPLETE step included: refit or ensemble),
+    yielding each trial once it is told COMPLETE."""
+    import optuna
+
+    from hpo_service.scheduling.objective import trainer
+    from hpo_service.scheduling.outcomes import TrialTeller
+    from hpo_service.store.db import get_storage
+    from hpo_service.store.studies import create_study
+
+    create_study(settings, spec)
+    study = optuna.load_study(study_name=spec.name, storage=get_storage(settings))
+    train = trainer(settings, "cpu", 1)
+    teller = TrialTeller(get_storage(settings), train, lambda: False, lambda: False,
+                         after_complete=train.after_complete)  # fmt: skip
+    for values in params:
+        study.enqueue_trial(values)
+        trial = study.ask()
+        assert teller.train_and_tell(spec, study, trial)[0] == "complete"
+        yield trial
+

@@ -9,14 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 import torch
 
 from hpo_service.data import load_dataset
 from hpo_service.data.merge import AUTO_REFIT_MAX_EXAMPLES, wants_refit, with_validation_in_train
-from hpo_service.scheduling.objective import trainer
-from hpo_service.scheduling.outcomes import TrialTeller
 from hpo_service.scheduling.worker import Worker, WorkerOptions
 from hpo_service.spec import TaskSpec, parse_spec
 from hpo_service.store import optuna_tables as ot
@@ -26,7 +23,7 @@ from hpo_service.store.db import get_engine, get_storage, migrate
 from hpo_service.store.studies import create_study
 from hpo_service.train import TrainConfig, fit, load_predictor
 from hpo_service.train.refit import refit
-from tests.conftest import make_settings, tiny_spec
+from tests.conftest import make_settings, tiny_spec, told_trials
 
 CONFIG = TrainConfig(
     learning_rate=0.01, batch_size=32, hidden_units=8, optimizer="adam", max_epochs=4,
@@ -77,16 +74,8 @@ def _run(tmp_path: Path, refit_setting: object, params: list[dict[str, Any]]) ->
     settings = make_settings(f"sqlite:///{tmp_path / 'refit.db'}", tmp_path)
     migrate(settings)
     spec = parse_spec(tiny_spec("refit", task={**tiny_spec()["task"], "refit": refit_setting}))
-    create_study(settings, spec)
-    study = optuna.load_study(study_name="refit", storage=get_storage(settings))
-    train = trainer(settings, "cpu", 1)
-    teller = TrialTeller(get_storage(settings), train, lambda: False, lambda: False,
-                         after_complete=train.after_complete)  # fmt: skip
     done = []
-    for values in params:
-        study.enqueue_trial(values)
-        trial = study.ask()
-        assert teller.train_and_tell(spec, study, trial)[0] == "complete"
+    for trial in told_trials(settings, spec, params):
         with get_engine(settings).connect() as conn:
             stored = trial_data.load(conn, trial._trial_id)
         done.append((get_storage(settings).get_trial(trial._trial_id), stored))

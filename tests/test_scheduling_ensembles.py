@@ -8,24 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 import torch
 
 from hpo_service.config import Settings
 from hpo_service.data import load_dataset
-from hpo_service.scheduling.objective import trainer
-from hpo_service.scheduling.outcomes import TrialTeller
 from hpo_service.spec import StudySpec, parse_spec
 from hpo_service.store import optuna_tables as ot
 from hpo_service.store.best import ranked_trial_ids
-from hpo_service.store.db import get_engine, get_storage
+from hpo_service.store.db import get_engine
 from hpo_service.store.ensembles import StoredEnsemble, get_ensemble
 from hpo_service.store.serving import served_model
-from hpo_service.store.studies import artifact_root, create_study, get_study
+from hpo_service.store.studies import artifact_root, get_study
 from hpo_service.train import load_predictor
 from hpo_service.train.loop import split_metrics
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_spec, told_trials
 
 BAD = {"learning_rate": 0.001, "batch_size": 64, "hidden_units": 4, "optimizer": "sgd"}
 GOOD = {"learning_rate": 0.05, "batch_size": 32, "hidden_units": 8, "optimizer": "adam"}
@@ -40,17 +37,10 @@ def ensemble_spec(name: str, n: int = 2) -> StudySpec:
 def run_trials(settings: Settings, spec: StudySpec, params: list[dict[str, Any]]) -> list[Any]:
     """Each trial trained and told by the worker's teller and trainer; the stored ensemble
     after each trial completed."""
-    create_study(settings, spec)
-    study = optuna.load_study(study_name=spec.name, storage=get_storage(settings))
-    train = trainer(settings, "cpu", 1)
-    teller = TrialTeller(get_storage(settings), train, lambda: False, lambda: False,
-                         after_complete=train.after_complete)  # fmt: skip
-    after = []
-    for values in params:
-        study.enqueue_trial(values)
-        assert teller.train_and_tell(spec, study, study.ask())[0] == "complete"
-        after.append(get_ensemble(get_engine(settings), spec.name))
-    return after
+    return [
+        get_ensemble(get_engine(settings), spec.name)
+        for _ in told_trials(settings, spec, params)
+    ]
 
 
 def _ranked_numbers(settings: Settings, name: str, n: int) -> list[int]:
