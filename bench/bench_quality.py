@@ -22,9 +22,11 @@ ETS; SMS spam F1 >= 0.95; digits at least the scikit-learn baseline; SST-2 dev >
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,19 @@ def summary_table(rows: list[dict[str, Any]]) -> None:
         print(f"{line} {row['seconds']:>8} {row['cpu_seconds']:>8}")
 
 
+@contextlib.contextmanager
+def _workspace(keep: Path | None) -> Iterator[str]:
+    """A scratch folder removed afterwards, or ``keep`` (kept, to inspect trials and models)."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="hpo-quality-") as tmp:
+            yield tmp
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    if any(keep.iterdir()):
+        raise SystemExit(f"--keep {keep}: the folder is not empty")
+    yield str(keep)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -182,9 +197,15 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with sst2/, sms_spam/")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="run in this (new or empty) folder and keep the database and models there",
+    )
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="hpo-quality-") as tmp:
+    with _workspace(args.keep) as tmp:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
             database_url=f"sqlite:///{tmp}/quality.db",

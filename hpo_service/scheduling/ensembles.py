@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from hpo_service.config import Settings
+from hpo_service.jsonsafe import finite_json
 from hpo_service.scheduling.completed import CompletedRun
 from hpo_service.scheduling.outcomes import retry
 from hpo_service.store import optuna_tables as ot
@@ -58,8 +59,8 @@ def update_ensemble(settings: Settings, run: CompletedRun) -> StoredEnsemble | N
         save_ensemble_folder(ensemble, run.data, members, folder)
     built = StoredEnsemble(
         members=members,
-        validation=ensemble.validation,
-        test=ensemble.test,
+        validation=finite_json(ensemble.validation),  # JSON columns refuse NaN (PostgreSQL)
+        test=finite_json(ensemble.test),
         test_n=len(run.data.test),
         complete_seen=seen,
     )
