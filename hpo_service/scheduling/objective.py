@@ -150,12 +150,13 @@ def run_trial(
     trial: optuna.Trial,
     options: TrainerOptions,
     should_stop: Callable[[], bool] | None = None,
-    refits: dict[int, CompletedRun] | None = None,
+    completed: dict[int, CompletedRun] | None = None,
 ) -> list[float]:
     """Train the trial's configuration; returns objective values or raises
-    ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`. A refit the
-    task asks for is left in ``refits`` (by Optuna trial id) for :class:`Trainer`'s
-    ``after_complete``; without ``refits`` there is none."""
+    ``optuna.TrialPruned``, :class:`TrialFailed` or :class:`TrialInterrupted`. When the task
+    asks for a step after COMPLETE (a refit, or the study's ensemble), the trained run is left
+    in ``completed`` (by Optuna trial id) for :class:`Trainer`'s ``after_complete``; without
+    ``completed`` there is none."""
     task, params = split_params(spec.task, retry(lambda: suggest_params(trial, spec.search_space)))
     config = train_config(spec, params, options, seed=spec.task.seed + trial.number)
     # Strict roots whatever HPO_ALLOW_LOCAL_PATHS says: the spec may come from an API client.
@@ -177,10 +178,10 @@ def run_trial(
     if finished and result.best_state is not None:
         artifact_dir = Path(settings.artifact_dir) / spec.name / f"trial-{trial.number:05d}"
         save_artifacts(result, data, config, artifact_dir)
-        if refits is not None and _after_completion(spec, data):
+        if completed is not None and _after_completion(spec, data):
             # Run after the trial is told COMPLETE: the ensemble (.ensembles), or the refit
             # if the trial is then the best (.refits).
-            refits[trial._trial_id] = CompletedRun(
+            completed[trial._trial_id] = CompletedRun(
                 spec, data, config, result, artifact_dir, trial._trial_id, trial.number
             )
     k = spec.task.cv_folds or 0
@@ -226,23 +227,24 @@ def set_torch_threads(threads: int) -> None:
 
 class Trainer:
     """The worker's objective (a ``TrainFn``: the LSTM/GRU trainer bound to these settings)
-    and its step after a trial is told COMPLETE: the refit, when the trial is then the study's
-    best (:func:`.refits.refit_if_best`)."""
+    and its step after a trial is told COMPLETE: the study's ensemble of its N best trials
+    (:func:`.ensembles.update_ensemble`) with ``task.ensemble_trials`` > 1, else the refit, when
+    the trial is then the study's best (:func:`.refits.refit_if_best`)."""
 
     def __init__(self, settings: Settings, options: TrainerOptions) -> None:
         self.settings, self.options = settings, options
-        self._refits: dict[int, CompletedRun] = {}  # at most the trial in hand
+        self._completed: dict[int, CompletedRun] = {}  # at most the trial in hand
 
     def __call__(
         self, spec: StudySpec, trial: optuna.Trial, should_stop: Callable[[], bool]
     ) -> list[float]:
-        self._refits.clear()
-        return run_trial(self.settings, spec, trial, self.options, should_stop, self._refits)
+        self._completed.clear()
+        return run_trial(self.settings, spec, trial, self.options, should_stop, self._completed)
 
     def after_complete(
         self, study: optuna.Study, trial: optuna.Trial, should_stop: Callable[[], bool]
     ) -> TrainResult | None:
-        pending = self._refits.pop(trial._trial_id, None)
+        pending = self._completed.pop(trial._trial_id, None)
         if pending is None:
             return None
         if pending.spec.task.ensemble_trials > 1:
